@@ -1,0 +1,155 @@
+"""Reading scans and writing results.
+
+``read_image`` accepts NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) and a
+folder holding one DICOM series, and refuses anything SpineAI cannot analyse with an
+``InputError`` that names the file and the problem. ``OutputSet`` writes a group of result files
+all-or-nothing: each goes to a hidden temporary name first and is renamed into place only when
+every file of the group has been written, so a failure never leaves half a result behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def image_stem(path) -> str:
+    """File name without its image extension: 'sub-01_T2w.nii.gz' -> 'sub-01_T2w'."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_image(path) -> sitk.Image:
+    """Read a 3D scalar scan and check it is usable; raise ``InputError`` otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    image = _read_dicom_series(path) if path.is_dir() else _read_file(path)
+    check_volume(image, path)
+    return image
+
+
+def _read_file(path: Path) -> sitk.Image:
+    if not path.name.lower().endswith(IMAGE_SUFFIXES):
+        raise InputError(path, "not a supported image format (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise InputError(path, f"cannot read the image, the file is corrupt or truncated ({_first_line(error)})") from None
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise InputError(folder, "folder holds no DICOM series")
+    if len(series_ids) > 1:
+        raise InputError(folder, f"folder holds {len(series_ids)} DICOM series; give the folder of one series")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0])
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        raise InputError(folder, f"cannot read the DICOM series ({_first_line(error)})") from None
+
+
+def check_volume(image: sitk.Image, source) -> None:
+    """Raise ``InputError`` unless ``image`` is a finite, non-empty 3D scalar volume with positive spacing."""
+    if image.GetDimension() != 3:
+        raise InputError(source, f"{image.GetDimension()}D image; SpineAI needs a 3D volume")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(source, f"{image.GetNumberOfComponentsPerPixel()} values per voxel; SpineAI needs a scalar (greyscale) image")
+    if min(image.GetSize()) < 2:
+        raise InputError(source, f"a single slice (size {image.GetSize()}); SpineAI needs a 3D volume")
+    spacing = np.asarray(image.GetSpacing())
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(source, f"invalid voxel spacing {tuple(spacing)}; every spacing must be positive")
+    array = sitk.GetArrayViewFromImage(image)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise InputError(source, f"{int(np.count_nonzero(~np.isfinite(array)))} voxels are NaN or infinite")
+    if array.min() == array.max():
+        raise InputError(source, f"empty image: every voxel is {array.flat[0]}")
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # ITK messages put the useful description last, after file/line information.
+    return lines[-1] if lines else type(error).__name__
+
+
+class OutputSet:
+    """Write several result files into one folder, all or nothing.
+
+    >>> with OutputSet(out_dir) as out:
+    ...     out.write_image(mask, "scan_cord_seg.nii.gz")
+    ...     out.write_json(sidecar, "scan_cord_seg.json")
+
+    On leaving the block without an exception every file is renamed into place; after an
+    exception the temporary files are removed and existing results are left untouched.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self._pending: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> OutputSet:
+        self._created_folder = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            for temporary, final in self._pending:
+                os.replace(temporary, final)
+        else:
+            for temporary, _ in self._pending:
+                temporary.unlink(missing_ok=True)
+            if self._created_folder and not any(self.folder.iterdir()):
+                self.folder.rmdir()
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def _temporary(self, name: str) -> Path:
+        # Keep the real extension last so SimpleITK picks the right writer.
+        temporary = self.folder / f".partial-{os.getpid()}-{name}"
+        self._pending.append((temporary, self.folder / name))
+        return temporary
+
+    def write_image(self, image: sitk.Image, name: str) -> Path:
+        sitk.WriteImage(image, str(self._temporary(name)), useCompression=True)
+        return self.path(name)
+
+    def write_json(self, data: dict, name: str) -> Path:
+        self._temporary(name).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        return self.path(name)
+
+    def write_csv(self, rows: list[dict], name: str, columns: list[str] | None = None) -> Path:
+        columns = columns or (list(rows[0]) if rows else [])
+        with open(self._temporary(name), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        return self.path(name)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
