@@ -12,3 +12,10 @@ class InputError(SpineAIError):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
+
+
+class Cancelled(SpineAIError):
+    """The user cancelled a running task; nothing was written."""
+
+    def __init__(self):
+        super().__init__("cancelled by the user")

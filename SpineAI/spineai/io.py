@@ -10,8 +10,12 @@ every file of the group has been written, so a failure never leaves half a resul
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
+import re
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +49,80 @@ def _read_file(path: Path) -> sitk.Image:
     if not path.name.lower().endswith(IMAGE_SUFFIXES):
         raise InputError(path, "not a supported image format (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise InputError(path, f"cannot read the image, the file is corrupt or truncated ({_first_line(error)})") from None
+        message = _itk_message(error)
+        if "spacing" in message.lower():
+            raise InputError(path, f"invalid voxel spacing ({message})") from None
+        raise InputError(path, f"cannot read the image, the file is corrupt or truncated ({message})") from None
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_complete(path)
+    _check_declared_spacing(path)
+    return image
+
+
+def _check_declared_spacing(path: Path) -> None:
+    """ITK silently turns a negative spacing in a header into a flipped axis; a header declaring one
+    is almost always a converter bug that would mirror the analysis, so refuse it."""
+    declared = _declared_spacing(path)
+    if declared is not None and any(s <= 0 for s in declared):
+        raise InputError(path, f"invalid voxel spacing {tuple(declared)} in the header; every spacing must be positive")
+
+
+def _declared_spacing(path: Path) -> list[float] | None:
+    name = path.name.lower()
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        header = handle.read(4096)
+    if name.endswith((".nii", ".nii.gz")):
+        sizeof_hdr = struct.unpack("<i", header[:4])[0]
+        order = "<" if sizeof_hdr in (348, 540) else ">"
+        if struct.unpack(order + "i", header[:4])[0] == 348:
+            return list(struct.unpack(order + "3f", header[80:92]))
+        return list(struct.unpack(order + "3d", header[112:136]))
+    text = header.decode("latin-1")
+    match = re.search(r"^(?:ElementSpacing|spacings)\s*[=:]\s*([^\n]+)", text, re.MULTILINE)
+    if not match:
+        return None
+    values = [v for v in match.group(1).split() if v.lower() != "nan"]
+    return [float(v) for v in values]
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """ITK reads a truncated NIfTI without complaint (the missing voxels come back as zeros),
+    so compare the data length the header promises with what the file holds."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            header = handle.read(540)
+            available = len(header) + sum(len(chunk) for chunk in iter(lambda: handle.read(1 << 22), b""))
+    except (EOFError, OSError, zlib.error):
+        raise InputError(path, "the file is truncated or corrupt (compressed stream ends early)") from None
+    expected = _nifti_expected_bytes(header)
+    if expected is not None and available < expected:
+        raise InputError(
+            path, f"the file is truncated: the header announces {expected} bytes, the file holds {available}"
+        )
+
+
+def _nifti_expected_bytes(header: bytes) -> int | None:
+    """vox_offset + voxels * bytes per voxel, from a NIfTI-1 or NIfTI-2 header (None if unrecognised)."""
+    for order in "<>":
+        size = struct.unpack(order + "i", header[:4])[0]
+        if size == 348:
+            dims = struct.unpack(order + "8h", header[40:56])
+            bitpix = struct.unpack(order + "h", header[72:74])[0]
+            offset = struct.unpack(order + "f", header[108:112])[0]
+            break
+        if size == 540:
+            bitpix = struct.unpack(order + "h", header[14:16])[0]
+            dims = struct.unpack(order + "8q", header[16:80])
+            offset = struct.unpack(order + "q", header[168:176])[0]
+            break
+    else:
+        return None
+    voxels = int(np.prod([max(d, 1) for d in dims[1 : dims[0] + 1]], dtype=np.int64))
+    return int(offset) + voxels * bitpix // 8
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
@@ -62,7 +137,7 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     try:
         return reader.Execute()
     except RuntimeError as error:
-        raise InputError(folder, f"cannot read the DICOM series ({_first_line(error)})") from None
+        raise InputError(folder, f"cannot read the DICOM series ({_itk_message(error)})") from None
 
 
 def check_volume(image: sitk.Image, source) -> None:
@@ -70,7 +145,10 @@ def check_volume(image: sitk.Image, source) -> None:
     if image.GetDimension() != 3:
         raise InputError(source, f"{image.GetDimension()}D image; SpineAI needs a 3D volume")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(source, f"{image.GetNumberOfComponentsPerPixel()} values per voxel; SpineAI needs a scalar (greyscale) image")
+        raise InputError(
+            source,
+            f"{image.GetNumberOfComponentsPerPixel()} values per voxel; SpineAI needs a scalar (greyscale) image",
+        )
     if min(image.GetSize()) < 2:
         raise InputError(source, f"a single slice (size {image.GetSize()}); SpineAI needs a 3D volume")
     spacing = np.asarray(image.GetSpacing())
@@ -83,10 +161,12 @@ def check_volume(image: sitk.Image, source) -> None:
         raise InputError(source, f"empty image: every voxel is {array.flat[0]}")
 
 
-def _first_line(error: Exception) -> str:
+def _itk_message(error: Exception) -> str:
+    """The informative line of an ITK exception (it also carries source file and line numbers)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    # ITK messages put the useful description last, after file/line information.
-    return lines[-1] if lines else type(error).__name__
+    errors = [line for line in lines if "ERROR" in line]
+    line = (errors or lines or [type(error).__name__])[-1]
+    return re.sub(r"\(0x[0-9a-fA-F]+\)", "", line).replace("  ", " ")
 
 
 class OutputSet:

@@ -60,7 +60,7 @@ class UNet2D(nn.Module):
             x = encoder(x)
             skips.append(x)
         skips.pop()
-        for upsample, decoder in zip(self.upsamplers, self.decoders):
+        for upsample, decoder in zip(self.upsamplers, self.decoders, strict=True):
             x = decoder(torch.cat([upsample(x), skips.pop()], dim=1))
         return self.head(x)
 

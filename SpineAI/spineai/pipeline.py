@@ -1,0 +1,136 @@
+"""One call from a scan to a labelled mask: the engine entry point of every task.
+
+``segment(image, task)`` reorients the scan to the canonical convention (see ``orientation``),
+runs the task's network, cleans the result and returns it on the input's exact grid together
+with a sidecar record (engine and model version, checksum, device, timing, input geometry).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import __version__
+from .errors import SpineAIError
+from .inference import Progress, ShouldCancel, SlicePredictor
+from .io import OutputSet, check_volume, image_stem, read_image
+from .models.registry import load_model, model_for_task
+from .orientation import canonical_array, from_canonical, orientation_code, to_canonical
+from .postprocess import clean_cord_mask
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    title: str
+    segments: list[tuple[int, str]]
+    output_suffix: str
+
+
+TASKS = {
+    "cord": TaskInfo("cord", "Spinal cord segmentation", [(1, "Spinal cord")], "cord_seg"),
+}
+
+
+@dataclass
+class SegmentationResult:
+    mask: sitk.Image
+    task: str
+    segments: list[tuple[int, str]]
+    sidecar: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=4)
+def predictor_for(task: str, device: str) -> SlicePredictor:
+    """The task's network, loaded once per process and device."""
+    spec = model_for_task(task)
+    return SlicePredictor(load_model(spec), spec, device)
+
+
+def segment(
+    image: sitk.Image,
+    task: str = "cord",
+    device: str = "auto",
+    progress: Progress | None = None,
+    should_cancel: ShouldCancel | None = None,
+    source: str = "input image",
+) -> SegmentationResult:
+    """Segment ``image`` for ``task``; the mask (uint8) has exactly the input's geometry."""
+    if task not in TASKS:
+        raise SpineAIError(f"unknown task '{task}' (available: {', '.join(TASKS)})")
+    check_volume(image, source)
+    started = time.perf_counter()
+    predictor = predictor_for(task, device)
+    canonical = to_canonical(image)
+    probability = predictor.probability(canonical, progress, should_cancel)
+    mask = clean_cord_mask(canonical_array(probability), predictor.spec.threshold)
+    canonical_mask = sitk.GetImageFromArray(mask)
+    canonical_mask.CopyInformation(canonical)
+    result_mask = from_canonical(canonical_mask, image)
+    sidecar = {
+        "engine": "spineai",
+        "engine_version": __version__,
+        "task": task,
+        "model": predictor.spec.name,
+        "model_sha256": predictor.spec.sha256,
+        "device": str(predictor.device),
+        "seconds": round(time.perf_counter() - started, 3),
+        "labels": {str(value): name for value, name in TASKS[task].segments},
+        "input_geometry": geometry_record(image),
+        "voxels_segmented": int(np.count_nonzero(mask)),
+    }
+    return SegmentationResult(result_mask, task, TASKS[task].segments, sidecar)
+
+
+def geometry_record(image: sitk.Image) -> dict:
+    return {
+        "size": list(image.GetSize()),
+        "spacing_mm": [round(s, 6) for s in image.GetSpacing()],
+        "origin_mm": [round(o, 6) for o in image.GetOrigin()],
+        "direction": [round(d, 6) for d in image.GetDirection()],
+        "orientation": orientation_code(image),
+    }
+
+
+def output_names(image_path, task: str) -> dict[str, str]:
+    """Result file names of ``task`` for ``image_path`` (``<stem>_<task>_seg.nii.gz`` and friends)."""
+    stem = image_stem(image_path)
+    suffix = TASKS[task].output_suffix
+    return {
+        "mask": f"{stem}_{suffix}.nii.gz",
+        "sidecar": f"{stem}_{suffix}.json",
+        "measurements": f"{stem}_{task}_morphometry.csv",
+    }
+
+
+def segment_file(
+    image_path, out_dir, task: str = "cord", device: str = "auto", progress: Progress | None = None
+) -> dict[str, Path]:
+    """Read a scan, segment it, measure, and write mask + sidecar + measurements all-or-nothing."""
+    from .measure.cord import MORPHOMETRY_COLUMNS, cord_morphometry
+
+    image = read_image(image_path)
+    result = segment(image, task, device, progress, source=str(image_path))
+    rows = cord_morphometry(result.mask)
+    names = output_names(image_path, task)
+    sidecar = {
+        **result.sidecar,
+        "input": str(Path(image_path).resolve()),
+        "outputs": names,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    with OutputSet(out_dir) as out:
+        written = {
+            "mask": out.write_image(result.mask, names["mask"]),
+            "measurements": out.write_csv(
+                rows, names["measurements"], [c for c in MORPHOMETRY_COLUMNS if not rows or c in rows[0]]
+            ),
+            "sidecar": out.write_json(sidecar, names["sidecar"]),
+        }
+    return written

@@ -1,0 +1,100 @@
+"""The command line as users run it: outputs, sidecar, demo, and bad input (exit code, no partial output)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from spineai.cli import EXIT_USER_ERROR, main
+from spineai.io import read_image
+from spineai.sample import T2
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_segment_writes_mask_sidecar_and_morphometry(tmp_path, capsys):
+    code, out, err = run(capsys, "segment", T2, "--out", tmp_path, "--device", "cpu")
+    assert code == 0, err
+    assert err == ""  # no progress bar when stderr is not a terminal
+    mask_path = tmp_path / "t2_cord_seg.nii.gz"
+    sidecar_path = tmp_path / "t2_cord_seg.json"
+    csv_path = tmp_path / "t2_cord_morphometry.csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mask_path.name, sidecar_path.name, csv_path.name])
+    assert str(mask_path) in out
+
+    mask, image = read_image(mask_path), read_image(T2)
+    assert mask.GetPixelID() == sitk.sitkUInt8
+    assert set(np.unique(sitk.GetArrayViewFromImage(mask))) == {0, 1}
+    assert (mask.GetSize(), mask.GetSpacing(), mask.GetOrigin(), mask.GetDirection()) == (
+        image.GetSize(),
+        image.GetSpacing(),
+        image.GetOrigin(),
+        image.GetDirection(),
+    )
+
+    sidecar = json.loads(sidecar_path.read_text())
+    assert {"engine_version", "model", "model_sha256", "device", "seconds", "input_geometry"} <= set(sidecar)
+    assert sidecar["device"] == "cpu"
+
+    with open(csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and list(rows[0])[0] == "Slice (I->S)"
+    areas = [float(r["MEAN(area)"]) for r in rows if r["MEAN(area)"] not in ("", "nan")]
+    assert 40 < np.median(areas) < 110  # adult cervical cord CSA in mm^2
+
+
+@pytest.mark.parametrize(
+    "make_input, problem",
+    [
+        (lambda d: d / "absent.nii.gz", "file not found"),
+        (lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not a supported image format"),
+        (lambda d: (d / "junk.nii.gz").write_bytes(os.urandom(2000)) and d / "junk.nii.gz", "corrupt"),
+    ],
+)
+def test_bad_input_is_one_line_error_and_no_output(tmp_path, capsys, make_input, problem):
+    source = make_input(tmp_path)
+    out_dir = tmp_path / "results"
+    code, out, err = run(capsys, "segment", source, "--out", out_dir)
+    assert code == EXIT_USER_ERROR
+    assert err.count("\n") == 1 and str(source) in err and problem in err
+    assert not out_dir.exists()
+
+
+def test_bad_input_leaves_an_existing_output_folder_untouched(tmp_path, capsys):
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    (out_dir / "previous.txt").write_text("earlier work")
+    empty = sitk.GetImageFromArray(np.zeros((5, 6, 7), np.float32))
+    sitk.WriteImage(empty, str(tmp_path / "empty.nii.gz"))
+    code, _, err = run(capsys, "segment", tmp_path / "empty.nii.gz", "--out", out_dir)
+    assert code == EXIT_USER_ERROR and "empty image" in err
+    assert [p.name for p in out_dir.iterdir()] == ["previous.txt"]
+
+
+def test_demo_segments_the_bundled_sample(tmp_path, capsys):
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--device", "cpu")
+    assert code == 0, err
+    assert "Dice vs manual mask" in out
+    assert (tmp_path / "demo" / "t2_cord_seg.nii.gz").exists()
+
+
+def test_installed_console_script(tmp_path):
+    """The `spineai` entry point itself, in a fresh process, as a user types it."""
+    script = os.path.join(os.path.dirname(sys.executable), "spineai")
+    result = subprocess.run(
+        [script, "segment", str(tmp_path / "missing.nii"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == EXIT_USER_ERROR
+    assert result.stderr.strip() == f"spineai: error: {tmp_path / 'missing.nii'}: file not found"
