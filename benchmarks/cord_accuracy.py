@@ -1,0 +1,88 @@
+"""Validation Dice of the shipped cord model on the held-out subjects of the manifest.
+
+Every scan of split "val" in SpineAI/spineai/training/cord_cases.csv (subject-wise split: no
+scan of these subjects was used in training) is segmented with `spineai.pipeline.segment` exactly
+as users run it, and compared with its manual mask in the input geometry. Reports Dice, IoU,
+precision, recall per scan and the median per dataset/contrast; training scans are reported
+separately as a fit check, never mixed with validation.
+
+Usage: python benchmarks/cord_accuracy.py [--data DIR]
+Writes benchmarks/results/cord_accuracy.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from spineai.io import read_image
+from spineai.metrics import dice, iou, precision, recall
+from spineai.models.registry import model_for_task
+from spineai.pipeline import segment
+from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def evaluate(case) -> dict:
+    prediction = sitk.GetArrayFromImage(segment(read_image(case.image), device="cpu").mask) > 0
+    truth = sitk.GetArrayFromImage(read_image(case.mask)) > 0.5
+    return {
+        "scan": str(case.image).split("data/")[-1],
+        "subject": case.subject,
+        "split": case.split,
+        "dataset": case.dataset,
+        "contrast": case.contrast,
+        "plane": case.plane,
+        **{
+            name: round(metric(prediction, truth), 4)
+            for name, metric in (("dice", dice), ("iou", iou), ("precision", precision), ("recall", recall))
+        },
+    }
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["split"], row["dataset"], row["contrast"], row["plane"]), []).append(row["dice"])
+    return [
+        {
+            "split": k[0],
+            "dataset": k[1],
+            "contrast": k[2],
+            "plane": k[3],
+            "n": len(v),
+            "median_dice": round(statistics.median(v), 4),
+        }
+        for k, v in sorted(groups.items())
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
+    args = parser.parse_args()
+    spec = model_for_task("cord")
+    rows = [evaluate(case) for case in read_manifest(BUILTIN_MANIFESTS["cord"], args.data)]
+    report = {"model": spec.name, "sha256": spec.sha256, "cases": rows, "summary": medians(rows)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cord_accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("| split | dataset | contrast | plane | n | median Dice |\n|---|---|---|---|---|---|")
+    for row in report["summary"]:
+        print(
+            f"| {row['split']} | {row['dataset']} | {row['contrast']} | {row['plane']} | {row['n']} | {row['median_dice']:.3f} |"
+        )
+    print("\n| scan | split | Dice | IoU | precision | recall |\n|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['scan']} | {row['split']} | {row['dice']:.3f} | {row['iou']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
