@@ -72,16 +72,17 @@ def main() -> None:
     report = {"model": spec.name, "sha256": spec.sha256, "cases": rows, "summary": medians(rows)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cord_accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("| split | dataset | contrast | plane | n | median Dice |\n|---|---|---|---|---|---|")
-    for row in report["summary"]:
-        print(
-            f"| {row['split']} | {row['dataset']} | {row['contrast']} | {row['plane']} | {row['n']} | {row['median_dice']:.3f} |"
-        )
-    print("\n| scan | split | Dice | IoU | precision | recall |\n|---|---|---|---|---|---|")
+    print_table(["split", "dataset", "contrast", "plane", "n", "median_dice"], report["summary"])
+    print()
+    print_table(["scan", "split", "dice", "iou", "precision", "recall"], rows)
+
+
+def print_table(columns: list[str], rows: list[dict]) -> None:
+    """Markdown table; floats with three decimals."""
+    print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
-        print(
-            f"| {row['scan']} | {row['split']} | {row['dice']:.3f} | {row['iou']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |"
-        )
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

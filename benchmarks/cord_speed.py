@@ -122,7 +122,9 @@ def main() -> None:
     report["baselines"] = []
     for roi, overlap, mode in [(128, 0.25, "constant"), (128, 0.5, "gaussian")]:
         model = predictor.model.to(memory_format=torch.contiguous_format)
-        seconds, runs = median_seconds(lambda: monai_sliding_window(slices, model, roi, overlap, mode), args.runs)
+        seconds, runs = median_seconds(
+            lambda m=model, r=roi, o=overlap, w=mode: monai_sliding_window(slices, m, r, o, w), args.runs
+        )
         predictor.model.to(memory_format=torch.channels_last)
         report["baselines"].append(
             {
