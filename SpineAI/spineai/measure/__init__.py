@@ -1,0 +1,42 @@
+"""Clinical measurements from masks. ``measure_mask_files`` is the file-level entry point (CLI ``spineai measure``).
+
+* ``cord``: cord morphometry per axial slice and per vertebral level (SCT sct_process_segmentation).
+* ``centerline``: the cord centreline and its angles.
+* ``levels``: vertebral level of each slice from a labelled cord or disc points.
+* ``compression``: normalised compression ratio (MSCC-style).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import OutputSet, image_stem, read_image
+from .checks import check_mask
+from .cord import LEVEL, MORPHOMETRY_COLUMNS, aggregate_per_level, cord_morphometry
+from .levels import check_levels
+
+
+def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) -> dict:
+    """Measure a cord mask file and write ``<stem>_cord_morphometry.csv`` (+ ``_per_level.csv`` with levels).
+
+    All inputs are checked first (``InputError`` naming the file: not binary, empty, not on the
+    image's or labels' grid); the CSV files are written all-or-nothing. Returns
+    {"per_slice": path, "per_level": path (only with levels)}.
+    """
+    mask = read_image(mask_path)
+    check_mask(mask, mask_path, read_image(image_path) if image_path is not None else None)
+    levels = None
+    if levels_path is not None:
+        levels = read_image(levels_path)
+        check_levels(levels, mask, levels_path)
+    rows = cord_morphometry(mask, levels)
+    columns = [c for c in MORPHOMETRY_COLUMNS if levels is not None or c != LEVEL]
+    stem = image_stem(mask_path)
+    written = {}
+    with OutputSet(Path(out_dir)) as out:
+        written["per_slice"] = out.write_csv(rows, f"{stem}_cord_morphometry.csv", columns)
+        if levels is not None:
+            written["per_level"] = out.write_csv(
+                aggregate_per_level(rows), f"{stem}_cord_morphometry_per_level.csv", columns
+            )
+    return written
