@@ -13,7 +13,6 @@ from pathlib import Path
 from ..io import OutputSet, image_stem, read_image
 from .checks import check_mask
 from .cord import LEVEL, MORPHOMETRY_COLUMNS, aggregate_per_level, cord_morphometry
-from .levels import check_levels
 
 
 def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) -> dict:
@@ -25,11 +24,8 @@ def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) ->
     """
     mask = read_image(mask_path)
     check_mask(mask, mask_path, read_image(image_path) if image_path is not None else None)
-    levels = None
-    if levels_path is not None:
-        levels = read_image(levels_path)
-        check_levels(levels, mask, levels_path)
-    rows = cord_morphometry(mask, levels)
+    levels = read_image(levels_path) if levels_path is not None else None
+    rows = cord_morphometry(mask, levels, levels_source=levels_path)
     columns = [c for c in MORPHOMETRY_COLUMNS if levels is not None or c != LEVEL]
     stem = image_stem(mask_path)
     written = {}

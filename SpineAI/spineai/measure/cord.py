@@ -270,19 +270,20 @@ def slice_row(z: int, metrics: dict | None, level=None, with_level: bool = False
     return row
 
 
-def cord_morphometry(mask: sitk.Image, levels: sitk.Image | None = None) -> list[dict]:
+def cord_morphometry(mask: sitk.Image, levels: sitk.Image | None = None, levels_source="levels") -> list[dict]:
     """Per-slice morphometry rows (keys from ``MORPHOMETRY_COLUMNS``) of a {0,1} cord mask in any orientation.
 
     One row per axial slice from the first to the last non-empty slice, I->S. ``levels`` (same grid):
     a cord mask labelled with vertebral levels, or disc point labels; then rows carry "VertLevel"
-    (SCT codes, None where unknown). Raises ``InputError`` for an unusable mask or level image.
+    (SCT codes, None where unknown). Raises ``InputError`` for an unusable mask or level image
+    (``levels_source`` names the latter in the message).
     """
     check_mask(mask, "cord mask")
     canonical = to_canonical(mask)
     array = canonical_array(canonical, np.float64)
     pz, py, px = spacing_zyx(canonical)
     centerline = fit_centerline(array, (pz, py, px))
-    level_of = slice_levels(levels, mask, centerline) if levels is not None else {}
+    level_of = slice_levels(levels, mask, centerline, levels_source) if levels is not None else {}
     rows = []
     for z, angle_ap, angle_rl in zip(
         centerline.z.astype(int), centerline.angle_ap(), centerline.angle_rl(), strict=True
