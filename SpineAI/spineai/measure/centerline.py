@@ -99,9 +99,3 @@ def fit_centerline(mask: np.ndarray, spacing: tuple[float, float, float], smooth
     y_fit, dy = fit_coordinate(z, y_mean * py, z_ref, smoothing_factor(len(z), len(z_ref), smooth, pz, py))
     x_fit, dx = fit_coordinate(z, x_mean * px, z_ref, smoothing_factor(len(z), len(z_ref), smooth, pz, px))
     return Centerline(z=z_ref, y_mm=y_fit, x_mm=x_fit, dy_dz=dy, dx_dz=dx, pz=float(pz))
-
-
-def arc_length(centerline: Centerline) -> np.ndarray:
-    """Cumulative length [mm] along the fitted centreline at each slice (0 at the first slice)."""
-    steps = np.linalg.norm(np.diff(centerline.points_mm(), axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(steps)])
