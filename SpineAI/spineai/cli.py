@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--task", choices=sorted(TASKS), default="cord")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    segment.add_argument(
+        "--levels", type=Path, help="vertebral levels on the scan's grid: labelled cord or disc points"
+    )
     segment.set_defaults(run=run_segment)
 
     measure = commands.add_parser("measure", help="cord morphometry of an existing mask")
@@ -87,7 +90,12 @@ def run_segment(args) -> None:
 
     bar, update = _progress_bar(f"{args.task} {args.image.name}")
     with bar:
-        written = segment_file(args.image, args.out, args.task, args.device, update)
+        written = segment_file(args.image, args.out, args.task, args.device, update, args.levels)
+    if not json.loads(written["sidecar"].read_text())["cord_found"]:
+        print(
+            f"spineai: warning: {args.image}: no spinal cord found; the mask is empty and the table has no rows",
+            file=sys.stderr,
+        )
     for path in written.values():
         print(path)
 

@@ -99,38 +99,41 @@ def geometry_record(image: sitk.Image) -> dict:
 
 
 def output_names(image_path, task: str) -> dict[str, str]:
-    """Result file names of ``task`` for ``image_path`` (``<stem>_<task>_seg.nii.gz`` and friends)."""
+    """Result file names of ``task`` for ``image_path``: ``<stem>_<task>_seg.nii.gz`` and its sidecar."""
     stem = image_stem(image_path)
     suffix = TASKS[task].output_suffix
-    return {
-        "mask": f"{stem}_{suffix}.nii.gz",
-        "sidecar": f"{stem}_{suffix}.json",
-        "measurements": f"{stem}_{task}_morphometry.csv",
-    }
+    return {"stem": stem, "mask": f"{stem}_{suffix}.nii.gz", "sidecar": f"{stem}_{suffix}.json"}
 
 
 def segment_file(
-    image_path, out_dir, task: str = "cord", device: str = "auto", progress: Progress | None = None
+    image_path, out_dir, task: str = "cord", device: str = "auto", progress: Progress | None = None, levels_path=None
 ) -> dict[str, Path]:
-    """Read a scan, segment it, measure, and write mask + sidecar + measurements all-or-nothing."""
-    from .measure.cord import MORPHOMETRY_COLUMNS, cord_morphometry
+    """Read a scan, segment and measure it, and write mask + measurements + sidecar all-or-nothing.
+
+    ``levels_path``: vertebral levels on the scan's grid (labelled cord or disc points) for the
+    per-level table. Returns the written paths by kind.
+    """
+    from .measure import write_morphometry
+    from .measure.levels import check_levels
 
     image = read_image(image_path)
+    levels = read_image(levels_path) if levels_path is not None else None
+    if levels is not None:
+        check_levels(levels, image, levels_path)  # fail before the slow part
     result = segment(image, task, device, progress, source=str(image_path))
-    rows = cord_morphometry(result.mask)
     names = output_names(image_path, task)
+    cord_found = result.sidecar["voxels_segmented"] > 0
     sidecar = {
         **result.sidecar,
+        "cord_found": cord_found,
         "input": str(Path(image_path).resolve()),
-        "outputs": names,
+        "levels": str(Path(levels_path).resolve()) if levels_path else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     with OutputSet(out_dir) as out:
-        written = {
-            "mask": out.write_image(result.mask, names["mask"]),
-            "measurements": out.write_csv(
-                rows, names["measurements"], [c for c in MORPHOMETRY_COLUMNS if not rows or c in rows[0]]
-            ),
-            "sidecar": out.write_json(sidecar, names["sidecar"]),
-        }
+        written = {"mask": out.write_image(result.mask, names["mask"])}
+        written.update(write_morphometry(out, names["stem"], result.mask, levels, levels_path))
+        written["sidecar"] = out.write_json(
+            {**sidecar, "outputs": {k: p.name for k, p in written.items()}}, names["sidecar"]
+        )
     return written

@@ -98,3 +98,39 @@ def test_installed_console_script(tmp_path):
     )
     assert result.returncode == EXIT_USER_ERROR
     assert result.stderr.strip() == f"spineai: error: {tmp_path / 'missing.nii'}: file not found"
+
+
+def test_segment_with_levels_adds_the_per_level_table(tmp_path, capsys):
+    from spineai.sample import T2_LEVELS
+
+    code, _, err = run(capsys, "segment", T2, "--out", tmp_path, "--device", "cpu", "--levels", T2_LEVELS)
+    assert code == 0, err
+    with open(tmp_path / "t2_cord_morphometry_per_level.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["VertLevel"] for row in rows] == ["2", "3", "4", "5"]  # C2..C5, as labelled
+    assert all(40 < float(row["MEAN(area)"]) < 110 for row in rows)
+
+
+def test_levels_on_another_grid_are_refused_before_segmenting(tmp_path, capsys, data_dir):
+    other = data_dir / "sct-testing/t1/t1w_seg-manual.nii.gz"
+    code, _, err = run(capsys, "segment", T2, "--out", tmp_path / "o", "--levels", other)
+    assert code == EXIT_USER_ERROR and str(other) in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_cord_found_is_reported_not_a_crash(tmp_path, capsys, monkeypatch):
+    from spineai import pipeline
+
+    real_segment = pipeline.segment
+
+    def finds_nothing(image, *args, **kwargs):
+        result = real_segment(image, *args, **kwargs)
+        result.mask = result.mask * 0
+        result.sidecar["voxels_segmented"] = 0
+        return result
+
+    monkeypatch.setattr(pipeline, "segment", finds_nothing)
+    code, _, err = run(capsys, "segment", T2, "--out", tmp_path, "--device", "cpu")
+    assert code == 0 and "no spinal cord found" in err
+    assert json.loads((tmp_path / "t2_cord_seg.json").read_text())["cord_found"] is False
+    assert (tmp_path / "t2_cord_morphometry.csv").read_text().startswith("Slice (I->S),MEAN(area)")

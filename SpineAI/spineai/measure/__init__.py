@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import SimpleITK as sitk
+
 from ..io import OutputSet, image_stem, read_image
 from .checks import check_mask
 from .cord import LEVEL, MORPHOMETRY_COLUMNS, aggregate_per_level, cord_morphometry
@@ -25,14 +27,22 @@ def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) ->
     mask = read_image(mask_path)
     check_mask(mask, mask_path, read_image(image_path) if image_path is not None else None)
     levels = read_image(levels_path) if levels_path is not None else None
-    rows = cord_morphometry(mask, levels, levels_source=levels_path)
-    columns = [c for c in MORPHOMETRY_COLUMNS if levels is not None or c != LEVEL]
-    stem = image_stem(mask_path)
-    written = {}
     with OutputSet(Path(out_dir)) as out:
-        written["per_slice"] = out.write_csv(rows, f"{stem}_cord_morphometry.csv", columns)
-        if levels is not None:
-            written["per_level"] = out.write_csv(
-                aggregate_per_level(rows), f"{stem}_cord_morphometry_per_level.csv", columns
-            )
+        return write_morphometry(out, image_stem(mask_path), mask, levels, levels_path)
+
+
+def write_morphometry(out: OutputSet, stem: str, mask, levels=None, levels_source="levels") -> dict:
+    """Add ``<stem>_cord_morphometry.csv`` (and ``_per_level.csv`` with levels) to an open ``OutputSet``.
+
+    An empty mask (no cord found) gives a header-only table rather than an error, so a failed
+    segmentation is reported, not hidden.
+    """
+    columns = [c for c in MORPHOMETRY_COLUMNS if levels is not None or c != LEVEL]
+    cord_found = bool(sitk.GetArrayViewFromImage(mask).any())
+    rows = cord_morphometry(mask, levels, levels_source=levels_source) if cord_found else []
+    written = {"per_slice": out.write_csv(rows, f"{stem}_cord_morphometry.csv", columns)}
+    if levels is not None:
+        written["per_level"] = out.write_csv(
+            aggregate_per_level(rows), f"{stem}_cord_morphometry_per_level.csv", columns
+        )
     return written
