@@ -1,0 +1,1 @@
+"""Shipped networks: architectures, model records (JSON) and checked weights."""
