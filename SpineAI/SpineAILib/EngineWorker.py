@@ -1,0 +1,57 @@
+"""The engine run in its own process: ``python EngineWorker.py INPUT OUTPUT --task cord --device auto``.
+
+Started by ``EngineProcess``; imports only the engine (no Slicer, no Qt). Reports on stdout, one JSON
+object per line: ``{"progress": 0.42}`` while running, then ``{"done": <sidecar>}`` or
+``{"error": "<message>"}``. The mask is written all-or-nothing, so a killed run leaves no file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def report(**event) -> None:
+    print(json.dumps(event, default=str), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("input", type=Path, help="scan exported by the module (NRRD)")
+    parser.add_argument("output", type=Path, help="mask file to write (NRRD)")
+    parser.add_argument("--task", default="cord")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--source", default=None, help="name used in error messages (the volume node's name)")
+    args = parser.parse_args(argv)
+    try:
+        from spineai.errors import SpineAIError
+        from spineai.io import OutputSet, read_image
+        from spineai.pipeline import segment
+    except ImportError as error:
+        report(error=f"the SpineAI engine cannot start: {error}")
+        return 1
+    try:
+        image = read_image(args.input)
+        result = segment(
+            image,
+            args.task,
+            args.device,
+            progress=lambda fraction: report(progress=fraction),
+            source=args.source or args.input.name,
+        )
+        with OutputSet(args.output.parent) as out:
+            out.write_image(result.mask, args.output.name)
+        report(done=result.sidecar, segments=result.segments)
+        return 0
+    except SpineAIError as error:
+        report(error=str(error))
+        return 2
+    except Exception as error:  # anything else still ends with a message the panel can show
+        report(error=f"{type(error).__name__}: {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

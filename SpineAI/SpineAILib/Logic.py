@@ -1,0 +1,198 @@
+"""SpineAI's logic without any GUI: segment a volume node, measure, export.
+
+Used by the panel, the module's self-test and scripts::
+
+    logic = SpineAILogic()
+    segmentationNode, tableNode = logic.segment(volumeNode, task="cord", device="auto")
+    tableNode = logic.updateMeasurements(segmentationNode, volumeNode, task="cord")  # after hand edits
+    logic.exportCSV(tableNode, "/tmp/cord_morphometry.csv")
+
+``segment`` runs the engine in this process (blocking); the panel runs it in the background with
+``SegmentationJob``, which ends in the same ``addResults``. Every error the user can act on is a
+``spineai.errors.SpineAIError`` whose text is what the panel shows; nothing half-made stays in
+the scene. A re-run on a volume never overwrites a result the user has edited: the previous node
+is replaced only while it is exactly as SpineAI made it, otherwise the new result is a new node.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import slicer
+
+from spineai.errors import InputError, SpineAIError
+
+from . import MeasurementTable, SegmentationNodes
+from .Dependencies import DependencyInstaller
+from .Measurements import MEASUREMENTS, presentColumns
+from .SceneTransaction import sceneTransaction
+from .Terminology import stylesForTask, tasksInFile
+from .VolumeConversion import arrayOnVolumeGrid, checkInputVolume, imageOnVolumeGrid, volumeToImage
+
+TABLE_REFERENCE = "SpineAI.Measurements"
+# Panel labels and engine names of the devices.
+DEVICES = {"auto": "auto", "gpu": "cuda", "cuda": "cuda", "cpu": "cpu"}
+
+
+def _engineSegment(image, task, device, progress, should_cancel, source):
+    from spineai.pipeline import segment
+
+    return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source)
+
+
+def engineTasks() -> dict:
+    from spineai.pipeline import TASKS
+
+    return TASKS
+
+
+class SpineAILogic:
+    def __init__(self, engine: Callable | None = None, dependencies: DependencyInstaller | None = None):
+        """``engine``: the function that segments a SimpleITK image (default: the engine, in this process)."""
+        self.engine = engine or _engineSegment
+        self.dependencies = dependencies or DependencyInstaller()
+
+    # --- tasks and checks ----------------------------------------------------------------------
+
+    def availableTasks(self) -> list[str]:
+        """Tasks with terminology lines that the installed engine provides, in the terminology file's order."""
+        provided = engineTasks()
+        return [task for task in tasksInFile() if task in provided]
+
+    def checkRequest(self, volumeNode, task: str, device: str) -> str:
+        """Raise SpineAIError for anything that would make the run fail; return the engine's device name."""
+        checkInputVolume(volumeNode)
+        if task not in tasksInFile():
+            raise SpineAIError(f"unknown task '{task}' (available: {', '.join(tasksInFile())})")
+        engineDevice = DEVICES.get(str(device).lower())
+        if engineDevice is None:
+            raise SpineAIError(f"unknown device '{device}' (choose auto, GPU or CPU)")
+        self.dependencies.requireInstalled()
+        return engineDevice
+
+    def installDependencies(self, confirm: Callable[[str], bool]) -> None:
+        self.dependencies.install(confirm)
+
+    # --- segmentation --------------------------------------------------------------------------
+
+    def segment(self, volumeNode, task: str = "cord", device: str = "auto", progress=None, shouldCancel=None):
+        """Segment ``volumeNode``; return (segmentationNode, tableNode), tableNode None for tasks without one."""
+        engineDevice = self.checkRequest(volumeNode, task, device)
+        image = volumeToImage(volumeNode)
+        result = self.engine(image, task, engineDevice, progress, shouldCancel, volumeNode.GetName())
+        return self.addResults(volumeNode, task, result)
+
+    def addResults(self, volumeNode, task: str, result):
+        """Turn an engine result into nodes: a new segmentation node (+ table and chart), all or nothing."""
+        if volumeNode is None or not slicer.mrmlScene.IsNodePresent(volumeNode):
+            raise InputError("input volume", "was removed from the scene during the run; nothing was added")
+        array = arrayOnVolumeGrid(result.mask, volumeNode)
+        previous = [
+            node
+            for node in SegmentationNodes.previousResults(volumeNode, task)
+            if not SegmentationNodes.isEditedSinceCreated(node, volumeNode)
+        ]
+        terminologyLogic = _moduleLogic("terminologies")
+        with sceneTransaction(slicer.mrmlScene):
+            name = _freeName(f"{volumeNode.GetName()} {task} segmentation", replaced=previous)
+            segmentationNode = SegmentationNodes.createSegmentationNode(volumeNode, task, name)
+            SegmentationNodes.setSegmentsFromMask(
+                segmentationNode, volumeNode, array, result.segments, stylesForTask(task), terminologyLogic
+            )
+            segmentationNode.SetAttribute(SegmentationNodes.SIDECAR_ATTRIBUTE, _json(result.sidecar))
+            tableNode = self.updateMeasurements(segmentationNode, volumeNode, task)
+        # Only now that the new result is complete: drop earlier results that were never edited.
+        for node in previous:
+            self.removeResult(node)
+        return segmentationNode, tableNode
+
+    def removeResult(self, segmentationNode) -> None:
+        """Remove a result node with its table, chart and chart series."""
+        tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)
+        chartNode = tableNode.GetNodeReference(MeasurementTable.CHART_REFERENCE) if tableNode else None
+        nodes = [segmentationNode, tableNode, chartNode]
+        if chartNode:
+            nodes += [chartNode.GetNthPlotSeriesNode(i) for i in range(chartNode.GetNumberOfPlotSeriesNodes())]
+        for node in nodes:
+            if node is not None and slicer.mrmlScene.IsNodePresent(node):
+                slicer.mrmlScene.RemoveNode(node)
+
+    # --- measurements --------------------------------------------------------------------------
+
+    def updateMeasurements(self, segmentationNode, volumeNode, task: str = "cord"):
+        """(Re)compute the task's measurements from the segmentation as it is now, e.g. after hand edits.
+
+        Fills the table node the segmentation refers to (created with its chart the first time) and
+        returns it; returns None for a task without measurements.
+        """
+        if segmentationNode is None:
+            raise SpineAIError("no segmentation selected; segment a volume first or select a SpineAI segmentation")
+        checkInputVolume(volumeNode)
+        spec = MEASUREMENTS.get(task)
+        if spec is None:
+            return None
+        style = stylesForTask(task).get(spec.segment)
+        if style is None:
+            raise SpineAIError(f"segment '{spec.segment}' has no line in SegmentTerminology.csv")
+        segmentId = _findSegmentId(segmentationNode, style.segmentId, spec.segment)
+        voxels = SegmentationNodes.segmentMask(segmentationNode, segmentId, volumeNode)
+        mask = imageOnVolumeGrid((voxels > 0).astype(np.uint8), volumeNode)
+        rows = spec.measure(mask)
+        tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)
+        with sceneTransaction(slicer.mrmlScene):
+            created = tableNode is None
+            if created:
+                tableNode = slicer.mrmlScene.AddNewNodeByClass(
+                    "vtkMRMLTableNode", f"{volumeNode.GetName()} {task} measurements"
+                )
+                SegmentationNodes.placeBesideVolume(tableNode, volumeNode)
+                segmentationNode.SetNodeReferenceID(TABLE_REFERENCE, tableNode.GetID())
+            MeasurementTable.fillTable(tableNode, rows, presentColumns(spec, rows), spec.units())
+            if created:
+                chart = MeasurementTable.createChart(
+                    tableNode,
+                    f"{volumeNode.GetName()} {task} CSA",
+                    spec.plotX,
+                    spec.plotY,
+                    spec.chartTitle,
+                    style.color,
+                )
+                SegmentationNodes.placeBesideVolume(chart, volumeNode)
+        return tableNode
+
+    def exportCSV(self, tableNode, path):
+        """Write the table to ``path`` (.csv added if missing); return the written path."""
+        if tableNode is None:
+            raise SpineAIError("no measurement table selected; segment a volume first")
+        return MeasurementTable.exportCSV(tableNode, path)
+
+
+def _findSegmentId(segmentationNode, segmentId: str, name: str) -> str:
+    segmentation = segmentationNode.GetSegmentation()
+    if segmentation.GetSegment(segmentId) is not None:
+        return segmentId
+    byName = segmentation.GetSegmentIdBySegmentName(name)
+    if byName:
+        return byName
+    raise SpineAIError(f"{segmentationNode.GetName()}: has no '{name}' segment to measure")
+
+
+def _freeName(name: str, replaced: list) -> str:
+    """``name``, or a unique variant of it when a node that stays in the scene already has it."""
+    replacedIDs = {node.GetID() for node in replaced}
+    scene = slicer.mrmlScene
+    nodes = (scene.GetNthNode(index) for index in range(scene.GetNumberOfNodes()))
+    taken = [node for node in nodes if node.GetName() == name and node.GetID() not in replacedIDs]
+    return slicer.mrmlScene.GenerateUniqueName(name) if taken else name
+
+
+def _moduleLogic(name: str):
+    modules = getattr(slicer, "modules", None)
+    module = getattr(modules, name, None)
+    return module.logic() if module is not None else None
+
+
+def _json(data) -> str:
+    return json.dumps(data, default=str)

@@ -1,0 +1,154 @@
+"""Bad input, cancellation and dependency trouble: a clear SpineAIError and no half-made nodes."""
+
+import dataclasses
+import subprocess
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicer
+from SpineAILib import SpineAILogic
+from SpineAILib.Dependencies import DependencyError, DependencyInstaller, packageName, readRequirements
+from SpineAILib.SceneTransaction import nodeIDs
+
+from spineai.errors import Cancelled, InputError, SpineAIError
+
+
+def run_leaves_scene_unchanged(run, error_type, match):
+    """Run ``run``, expect ``error_type`` matching ``match``, and check no node was added; return the error."""
+    before = nodeIDs(slicer.mrmlScene)
+    with pytest.raises(error_type, match=match) as raised:
+        run()
+    assert nodeIDs(slicer.mrmlScene) == before
+    return raised.value
+
+
+def test_inputs_the_engine_cannot_use_are_refused(mrml, cached_engine):
+    logic = SpineAILogic(engine=cached_engine)
+    localizer = slicer.util.addVolumeFromArray(np.random.default_rng(1).random((1, 64, 64)), name="localizer")
+    frames = slicer.util.addVolumeFromArray(
+        np.random.default_rng(1).random((8, 9, 10, 4)), name="perfusion", nodeClassName="vtkMRMLVectorVolumeNode"
+    )
+    labels = slicer.util.addVolumeFromArray(
+        np.ones((8, 9, 10), np.uint8), name="cord label", nodeClassName="vtkMRMLLabelMapVolumeNode"
+    )
+    run_leaves_scene_unchanged(lambda: logic.segment(None), InputError, "no volume selected")
+    run_leaves_scene_unchanged(lambda: logic.segment(localizer), InputError, "localizer: is a single 2D slice")
+    run_leaves_scene_unchanged(lambda: logic.segment(frames), InputError, "perfusion: has 4 values per voxel")
+    run_leaves_scene_unchanged(lambda: logic.segment(labels), InputError, "cord label: is a segmentation")
+    run_leaves_scene_unchanged(lambda: logic.segment(labels, task="brain"), InputError, "is a segmentation")
+
+
+def test_unknown_task_or_device_is_refused(t2_volume, cached_engine):
+    logic = SpineAILogic(engine=cached_engine)
+    run_leaves_scene_unchanged(lambda: logic.segment(t2_volume, task="brain"), SpineAIError, "unknown task 'brain'")
+    run_leaves_scene_unchanged(lambda: logic.segment(t2_volume, device="tpu"), SpineAIError, "unknown device 'tpu'")
+
+
+def test_a_cancelled_run_adds_nothing(t2_volume):
+    logic = SpineAILogic()  # the real engine, asked to stop at its first check
+    error = run_leaves_scene_unchanged(
+        lambda: logic.segment(t2_volume, device="cpu", shouldCancel=lambda: True), Cancelled, "cancelled by the user"
+    )
+    assert str(error) == "cancelled by the user"
+
+
+def test_a_failure_while_building_results_removes_what_was_built(t2_volume, cached_engine, monkeypatch):
+    import SpineAILib.Logic as logic_module
+
+    def broken_measure(mask):
+        raise SpineAIError("measurement failed on purpose")
+
+    spec = logic_module.MEASUREMENTS["cord"]
+    monkeypatch.setitem(logic_module.MEASUREMENTS, "cord", type(spec)(**{**spec.__dict__, "measure": broken_measure}))
+    logic = SpineAILogic(engine=cached_engine)
+    # The segmentation node exists when the table fails: it must go too.
+    run_leaves_scene_unchanged(lambda: logic.segment(t2_volume, device="cpu"), SpineAIError, "on purpose")
+
+
+def test_a_result_on_the_wrong_grid_adds_nothing(t2_volume, cached_engine):
+    def shifted_engine(image, task, device, progress, should_cancel, source):
+        result = cached_engine(image, task, "cpu", progress, should_cancel, source)
+        mask = sitk.Image(result.mask)  # a copy: the cached result stays intact
+        mask.SetOrigin(tuple(o + 2.0 for o in mask.GetOrigin()))
+        return dataclasses.replace(result, mask=mask)
+
+    logic = SpineAILogic(engine=shifted_engine)
+    run_leaves_scene_unchanged(lambda: logic.segment(t2_volume), InputError, "another voxel grid")
+
+
+def test_missing_packages_are_named_before_anything_runs(t2_volume):
+    calls = []
+    missing_torch = DependencyInstaller(isSatisfied=lambda requirement: not requirement.startswith("torch"))
+    logic = SpineAILogic(engine=lambda *args: calls.append(args), dependencies=missing_torch)
+    run_leaves_scene_unchanged(
+        lambda: logic.segment(t2_volume),
+        DependencyError,
+        r"not installed in Slicer: torch>=2\.2\. .*installDependencies",
+    )
+    assert calls == []
+
+
+def test_install_asks_first_and_a_refusal_installs_nothing():
+    installed = []
+    installer = DependencyInstaller(
+        isSatisfied=lambda requirement: False, pipInstall=installed.append, torchInstall=installed.append
+    )
+    questions = []
+    with pytest.raises(DependencyError, match="was declined"):
+        installer.install(lambda question: questions.append(question) or False)
+    assert installed == [] and "torch>=2.2" in questions[0] and "numpy and SimpleITK are not changed" in questions[0]
+
+
+def test_failing_pip_install_gives_a_clear_message_and_never_touches_numpy_or_simpleitk():
+    commands = []
+
+    def failing_pip(arguments):
+        commands.append(arguments)
+        constraints = arguments.split("--constraint")[1].strip().strip('"')
+        commands.append(open(constraints).read())
+        raise subprocess.CalledProcessError(1, "pip install")
+
+    installer = DependencyInstaller(
+        isSatisfied=lambda requirement: not requirement.startswith("scipy"),
+        pipInstall=failing_pip,
+        torchInstall=lambda requirement: None,
+    )
+    with pytest.raises(DependencyError, match=r"installing scipy>=1\.10 failed .*numpy and SimpleITK were not changed"):
+        installer.install(lambda question: True)
+    arguments, constraints = commands
+    assert arguments.startswith('"scipy>=1.10" --constraint')
+    assert f"numpy=={np.__version__}" in constraints.splitlines()
+    assert any(line.startswith("SimpleITK==") for line in constraints.splitlines())
+
+
+def test_torch_goes_through_pytorchutils_and_the_rest_through_pip():
+    installed, calls = set(), []
+
+    def pip(arguments):
+        calls.append(("pip", arguments))
+        installed.update(packageName(r) for r in readRequirements() if f'"{r}"' in arguments)
+
+    def torch(requirement):
+        calls.append(("torch", requirement))
+        installed.add("torch")
+
+    installer = DependencyInstaller(
+        isSatisfied=lambda r: packageName(r) in installed, pipInstall=pip, torchInstall=torch
+    )
+    installer.install(lambda question: True)
+    assert calls[0] == ("torch", "torch>=2.2")
+    assert calls[1][0] == "pip" and "torch" not in calls[1][1] and '"safetensors>=0.4"' in calls[1][1]
+    assert installer.missing() == []
+
+
+def test_requirements_match_the_engine_package():
+    from pathlib import Path
+
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    engine = set(pyproject["project"]["dependencies"]) - {
+        r for r in pyproject["project"]["dependencies"] if r.split(">")[0] in ("numpy", "SimpleITK")
+    }
+    assert set(readRequirements()) == engine
