@@ -58,7 +58,10 @@ class SpineAILogic:
 
     def availableTasks(self) -> list[str]:
         """Tasks with terminology lines that the installed engine provides, in the terminology file's order."""
-        provided = engineTasks()
+        try:
+            provided = engineTasks()
+        except ImportError:  # torch & co. not installed yet: offer every task, installation comes on click
+            return tasksInFile()
         return [task for task in tasksInFile() if task in provided]
 
     def checkRequest(self, volumeNode, task: str, device: str) -> str:

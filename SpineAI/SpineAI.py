@@ -1,0 +1,313 @@
+"""SpineAI: from a spine MRI to a coded cord segmentation and a measurement table, in one click.
+
+This file only wires the panel (Resources/UI/SpineAI.ui) to the logic in SpineAILib, which imports
+no Qt and is tested outside Slicer on real MRML (Testing/module, see docs/slicer-module.md).
+Segmentation runs in the background: SegmentationJob starts the engine in a separate process and
+the panel polls it from a QTimer, so Slicer stays responsive and Cancel stops the run at once.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+from SpineAILib import JobState, SegmentationJob
+from SpineAILib import SpineAILogic as EngineLogic
+from SpineAILib.MeasurementTable import CHART_REFERENCE
+from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, referenceVolume
+from SpineAILib.Terminology import stylesForTask
+
+from spineai.errors import Cancelled, SpineAIError
+
+
+class SpineAI(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("SpineAI")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SpineAI contributors"]
+        self.parent.helpText = _(
+            "Deep-learning analysis of spine MRI. Select a scan and click <b>Segment cord</b>: the spinal cord "
+            "is segmented (standard SNOMED CT terminology), measured slice by slice (cross-sectional area, "
+            "diameters, ... with units) and plotted along the cord. Edit the segmentation in Segment Editor and "
+            "click <b>Update measurements</b>; export the table as CSV."
+        )
+        self.parent.acknowledgementText = _(
+            "The cord morphometry follows the Spinal Cord Toolbox (sct_process_segmentation). The bundled sample "
+            "scan comes from the Spinal Cord Toolbox test data (MIT licence)."
+        )
+
+
+@parameterNodeWrapper
+class SpineAIParameterNode:
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    device: Annotated[str, Choice(["auto", "GPU", "CPU"])] = "auto"
+    segmentation: slicer.vtkMRMLSegmentationNode
+    table: slicer.vtkMRMLTableNode
+
+
+class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    POLL_INTERVAL_MS = 100
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self.job = None
+        self.taskButtons = {}
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.pollTimer = qt.QTimer()
+        self.pollTimer.setInterval(self.POLL_INTERVAL_MS)
+        self.pollTimer.timeout.connect(self.onPoll)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpineAI.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SpineAILogic()
+        self.addTaskSections()
+
+        self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.updateMeasurementsButton.clicked.connect(self.onUpdateMeasurements)
+        self.ui.exportCSVButton.clicked.connect(self.onExportCSV)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.showRunning(False)
+        self.initializeParameterNode()
+
+    def addTaskSections(self) -> None:
+        """One section with one button per task, from the task list (SegmentTerminology.csv x engine)."""
+        layout = self.ui.tasksCollapsibleButton.layout()
+        for task in self.logic.availableTasks():
+            names = ", ".join(stylesForTask(task))
+            section = qt.QGroupBox(names)
+            button = qt.QPushButton(_("Segment {task}").format(task=task))
+            button.toolTip = _("Segment {names} in the input volume, then measure it").format(names=names)
+            button.clicked.connect(lambda checked=False, task=task: self.onSegment(task))
+            qt.QVBoxLayout(section).addWidget(button)
+            layout.addWidget(section)
+            self.taskButtons[task] = button
+
+    def cleanup(self) -> None:
+        self.cancelRun()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelRun()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()
+
+    def updateButtons(self, caller=None, event=None) -> None:
+        running = self.job is not None and self.job.state is JobState.RUNNING
+        hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
+        for button in self.taskButtons.values():
+            button.enabled = hasInput and not running
+        hasSegmentation = bool(self._parameterNode and self._parameterNode.segmentation)
+        self.ui.updateMeasurementsButton.enabled = hasSegmentation and not running
+        self.ui.exportCSVButton.enabled = bool(self._parameterNode and self._parameterNode.table)
+
+    def showRunning(self, running: bool) -> None:
+        self.ui.runWidget.visible = running
+        self.ui.cancelButton.enabled = running
+        self.ui.inputsCollapsibleButton.enabled = not running
+        if running:
+            self.ui.progressBar.value = 0
+        self.updateButtons()
+
+    # --- running a task ------------------------------------------------------------------------
+
+    def onSegment(self, task: str) -> None:
+        if self.job is not None and self.job.state is JobState.RUNNING:
+            return
+        try:
+            if self.logic.dependencies.missing():
+                self.logic.installDependencies(lambda question: slicer.util.confirmOkCancelDisplay(question, "SpineAI"))
+            job = SegmentationJob(self.logic, self._parameterNode.inputVolume, task, self._parameterNode.device)
+            job.progressChanged.connect(self.onProgress)
+            job.finished.connect(self.onFinished)
+            job.failed.connect(self.onFailed)
+            job.start()
+        except SpineAIError as error:
+            self.showMessage(error)
+            return
+        self.job = job
+        self.ui.statusLabel.text = _("Segmenting {task}...").format(task=task)
+        self.showRunning(True)
+        self.pollTimer.start()
+
+    def onPoll(self) -> None:
+        if self.job is None or self.job.poll() is not JobState.RUNNING:
+            self.pollTimer.stop()
+
+    def onProgress(self, fraction: float) -> None:
+        self.ui.progressBar.value = round(100 * fraction)
+
+    def onFinished(self, segmentationNode, tableNode) -> None:
+        self.showRunning(False)
+        self._parameterNode.segmentation = segmentationNode
+        self._parameterNode.table = tableNode
+        sidecar = json.loads(segmentationNode.GetAttribute(SIDECAR_ATTRIBUTE) or "{}")
+        self.ui.statusLabel.text = _(
+            "{name}: segmented in {seconds} s on {device}. Edit it in Segment Editor, then Update measurements."
+        ).format(name=segmentationNode.GetName(), seconds=sidecar.get("seconds"), device=sidecar.get("device"))
+        if tableNode is not None:
+            chart = tableNode.GetNodeReference(CHART_REFERENCE)
+            if chart is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(chart)
+
+    def onFailed(self, error: SpineAIError) -> None:
+        self.showRunning(False)
+        self.showMessage(error)
+
+    def onCancel(self) -> None:
+        self.cancelRun()
+
+    def cancelRun(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+        self.pollTimer.stop()
+
+    def showMessage(self, error: Exception) -> None:
+        if isinstance(error, Cancelled):
+            self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+            return
+        self.ui.statusLabel.text = str(error)
+        slicer.util.errorDisplay(str(error), windowTitle="SpineAI")
+
+    # --- results -------------------------------------------------------------------------------
+
+    def onUpdateMeasurements(self) -> None:
+        # Measure on the grid the segmentation was made on, for the task that made it.
+        segmentationNode = self._parameterNode.segmentation
+        volumeNode = self._parameterNode.inputVolume
+        task = "cord"
+        if segmentationNode is not None:
+            volumeNode = referenceVolume(segmentationNode) or volumeNode
+            task = segmentationNode.GetAttribute(TASK_ATTRIBUTE) or task
+        try:
+            self._parameterNode.table = self.logic.updateMeasurements(segmentationNode, volumeNode, task)
+        except SpineAIError as error:
+            self.showMessage(error)
+            return
+        self.ui.statusLabel.text = _("Measurements updated from {name}.").format(name=segmentationNode.GetName())
+
+    def onExportCSV(self) -> None:
+        tableNode = self._parameterNode.table
+        suggested = str(Path(slicer.app.defaultScenePath) / f"{tableNode.GetName()}.csv")
+        path = qt.QFileDialog.getSaveFileName(self.parent, _("Export measurements"), suggested, "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            written = self.logic.exportCSV(tableNode, path)
+        except (SpineAIError, OSError) as error:
+            self.showMessage(error)
+            return
+        self.ui.statusLabel.text = _("Saved {path}").format(path=written)
+
+
+class SpineAILogic(ScriptedLoadableModuleLogic, EngineLogic):
+    """SpineAILib's SpineAILogic (segment, updateMeasurements, exportCSV) with the module's parameter node."""
+
+    def __init__(self, **kwargs) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        EngineLogic.__init__(self, **kwargs)
+
+    def getParameterNode(self):
+        return SpineAIParameterNode(super().getParameterNode())
+
+
+class SpineAITest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (``slicer_add_python_unittest``); the same checks run in CI on slicer-core."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_SegmentAndMeasureSample()
+        self.setUp()
+        self.test_BackgroundRunAndCancel()
+
+    def _sample(self):
+        from spineai.sample import T2
+
+        return slicer.util.loadVolume(str(T2))
+
+    def test_SegmentAndMeasureSample(self):
+        self.delayDisplay("Segmenting the bundled sample scan")
+        logic = SpineAILogic()
+        logic.dependencies.requireInstalled()  # a clear failure when torch & co. are missing
+        volume = self._sample()
+        segmentationNode, tableNode = logic.segment(volume, task="cord", device="auto")
+        segment = segmentationNode.GetSegmentation().GetSegment("spinal_cord")
+        self.assertEqual(segment.GetName(), "Spinal cord")
+        self.assertIn("SCT^2748008^Spinal cord", segment.GetTerminology())
+        self.assertGreater(tableNode.GetNumberOfRows(), 0)
+        self.assertEqual(tableNode.GetColumnUnitLabel("MEAN(area)"), "mm^2")
+        path = Path(slicer.app.temporaryPath) / "SpineAI-selftest.csv"
+        self.assertEqual(logic.exportCSV(tableNode, path), path)
+        self.assertTrue(path.read_text().startswith("Slice (I->S),"))
+        self.delayDisplay("Test passed")
+
+    def test_BackgroundRunAndCancel(self):
+        import time
+
+        logic = SpineAILogic()
+        volume = self._sample()
+        job = SegmentationJob(logic, volume, "cord", "auto")
+        job.start()
+        deadline = time.monotonic() + 300
+        while job.poll() is JobState.RUNNING and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertIs(job.state, JobState.DONE, job.log)
+        nodes = slicer.mrmlScene.GetNumberOfNodes()
+        job = SegmentationJob(logic, volume, "cord", "auto")
+        job.start()
+        job.cancel()
+        self.assertIs(job.state, JobState.CANCELLED)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
+        self.delayDisplay("Test passed")

@@ -1,0 +1,131 @@
+"""The panel's .ui loads and holds every widget the module code names; the extension files are complete.
+
+The widget code itself needs Slicer's PythonQt and runs only inside Slicer (SpineAITest); here the
+.ui file is loaded with PySide6's QUiLoader (custom Slicer widgets fall back to their base class,
+names and dynamic properties survive), and the names are parsed from the code, so renaming a
+widget on one side only fails this test.
+"""
+
+import ast
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "SpineAI"
+WIDGET_CODE = [MODULE / "SpineAI.py", *sorted((MODULE / "SpineAILib").glob("*.py"))]
+
+
+@pytest.fixture(scope="module")
+def panel():
+    from PySide6.QtCore import QFile
+    from PySide6.QtUiTools import QUiLoader
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    ui_file = QFile(str(MODULE / "Resources" / "UI" / "SpineAI.ui"))
+    assert ui_file.open(QFile.ReadOnly)
+    widget = QUiLoader().load(ui_file)
+    ui_file.close()
+    assert widget is not None
+    yield widget
+    widget.deleteLater()
+    del app
+
+
+def names_used_by_code() -> set[str]:
+    return {name for path in WIDGET_CODE for name in re.findall(r"\bself\.ui\.(\w+)", path.read_text())}
+
+
+def parameter_node_fields() -> dict[str, str]:
+    tree = ast.parse((MODULE / "SpineAI.py").read_text())
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "SpineAIParameterNode"]
+    return {
+        statement.target.id: ast.unparse(statement.annotation)
+        for statement in cls.body
+        if isinstance(statement, ast.AnnAssign)
+    }
+
+
+def test_every_widget_the_code_names_is_in_the_ui(panel):
+    from PySide6.QtCore import QObject
+
+    used = names_used_by_code()
+    assert {
+        "tasksCollapsibleButton",
+        "cancelButton",
+        "progressBar",
+        "updateMeasurementsButton",
+        "exportCSVButton",
+    } <= used
+    missing = sorted(name for name in used if panel.findChild(QObject, name) is None)
+    assert missing == [], f"named in the module code but absent from SpineAI.ui: {missing}"
+
+
+def test_bound_widgets_match_the_parameter_node(panel):
+    from PySide6.QtWidgets import QWidget
+
+    bound = {
+        widget.property("SlicerParameterName"): widget
+        for widget in panel.findChildren(QWidget)
+        if widget.property("SlicerParameterName")
+    }
+    fields = parameter_node_fields()
+    assert set(bound) == set(fields)
+    assert "vtkMRMLScalarVolumeNode" in fields["inputVolume"]
+    assert bound["inputVolume"].objectName() == "inputSelector"
+    assert list(bound["inputVolume"].property("nodeTypes")) == ["vtkMRMLScalarVolumeNode"]
+    assert bound["inputVolume"].property("showChildNodeTypes") is False  # no label maps offered as input
+    assert "Choice" in fields["device"] and "'GPU'" in fields["device"]
+
+
+def test_panel_has_the_run_controls_and_result_actions(panel):
+    from PySide6.QtCore import QObject
+
+    def text(name):
+        return panel.findChild(QObject, name).property("text")
+
+    assert text("cancelButton") == "Cancel"
+    assert text("updateMeasurementsButton") == "Update measurements"
+    assert text("exportCSVButton") == "Export CSV..."
+    assert panel.findChild(QObject, "progressBar").metaObject().className() == "QProgressBar"
+
+
+def cmake_list(text: str, variable: str) -> list[str]:
+    body = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S).group(1)
+    return [line.split("#")[0].strip() for line in body.splitlines() if line.split("#")[0].strip()]
+
+
+def test_cmake_ships_every_module_file_and_the_engine():
+    text = (MODULE / "CMakeLists.txt").read_text()
+    scripts = [s.replace("${MODULE_NAME}", "SpineAI") for s in cmake_list(text, "MODULE_PYTHON_SCRIPTS")]
+    on_disk = ["SpineAI.py"] + [f"SpineAILib/{p.name}" for p in sorted((MODULE / "SpineAILib").glob("*.py"))]
+    assert sorted(scripts) == sorted(on_disk)
+    resources = [s.replace("${MODULE_NAME}", "SpineAI") for s in cmake_list(text, "MODULE_PYTHON_RESOURCES")]
+    for resource in resources:
+        if not resource.startswith("$"):
+            assert (MODULE / resource).is_file(), resource
+    assert "GLOB_RECURSE ENGINE_PYTHON_SCRIPTS" in text and "spineai/*.py" in text
+    for pattern in ("spineai/models/*.safetensors", "spineai/models/*.json"):
+        assert pattern in text and list(MODULE.glob(pattern)), pattern
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
+
+
+def test_extension_metadata_depends_on_pytorch():
+    top = (REPO / "CMakeLists.txt").read_text()
+    assert "add_subdirectory(SpineAI)" in top and 'set(EXTENSION_DEPENDS "PyTorch")' in top
+    s4ext = dict(
+        line.split(" ", 1)
+        for line in (REPO / "SpineAI.s4ext").read_text().splitlines()
+        if line and not line.startswith("#") and " " in line
+    )
+    assert s4ext["depends"] == "PyTorch" and s4ext["category"] == "Segmentation"
+
+
+@pytest.mark.parametrize("path", ["Resources/SpineAI.png", "SpineAI/Resources/Icons/SpineAI.png"])
+def test_icons_are_128_pixel_pngs(path):
+    data = (REPO / path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (128, 128)
