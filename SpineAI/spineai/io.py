@@ -16,6 +16,7 @@ import os
 import re
 import struct
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -126,18 +127,114 @@ def _nifti_expected_bytes(header: bytes) -> int | None:
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
+    files = dicom_series_files(folder)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(path) for path in files])
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        for path in files:  # name the culprit: read the slices one by one (only on this error path)
+            try:
+                sitk.ReadImage(str(path))
+            except RuntimeError:
+                raise InputError(path, f"cannot read this DICOM slice ({_itk_message(error)})") from None
+        raise InputError(folder, f"cannot read the DICOM series ({_itk_message(error)})") from None
+
+
+DICOM_MARKER = b"DICM"  # bytes 128-131 of every DICOM Part 10 file
+PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
+SLICE_GAP_TOLERANCE = 0.05  # a gap may differ from the usual slice spacing by 5 % (rounded positions)
+
+
+def dicom_series_files(folder) -> list[Path]:
+    """The files of the one DICOM series in ``folder``, in SimpleITK's slice order, checked to form one volume.
+
+    Files that are not DICOM images (notes, ``.DS_Store``, DICOMDIR, structured reports) are ignored.
+    ``InputError`` when the folder holds no series or several (listed), when a DICOM image file in
+    it cannot be read, or when the slices differ in size or orientation or are unevenly spaced (a
+    missing or duplicated slice): SimpleITK would otherwise silently build a distorted volume.
+    """
+    folder = Path(folder)
     series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
         raise InputError(folder, "folder holds no DICOM series")
     if len(series_ids) > 1:
-        raise InputError(folder, f"folder holds {len(series_ids)} DICOM series; give the folder of one series")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0])
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
+        raise InputError(
+            folder,
+            f"folder holds {len(series_ids)} DICOM series; give the folder of one series: "
+            + "; ".join(_describe_series(folder, series_id) for series_id in series_ids),
+        )
+    files = [Path(name) for name in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0])]
+    _refuse_unreadable_dicom_images(folder, files)
+    _check_slice_geometry(folder, files)
+    return files
+
+
+def _describe_series(folder: Path, series_id: str) -> str:
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    reader.ReadImageInformation()
+    description = reader.GetMetaData("0008|103e").strip() if reader.HasMetaDataKey("0008|103e") else ""
+    return f"{series_id} ({len(files)} files{', ' + repr(description) if description else ''})"
+
+
+def _refuse_unreadable_dicom_images(folder: Path, series_files: list[Path]) -> None:
+    """GDCM silently leaves out a slice it cannot parse and the rest of the volume closes the gap,
+    so a DICOM file holding pixel data that did not make it into the series is an error."""
+    in_series = {path.resolve() for path in series_files}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.resolve() not in in_series and _is_dicom_image_file(path):
+            raise InputError(path, "DICOM image that cannot be read (corrupt or truncated); remove or re-export it")
+
+
+def _is_dicom_image_file(path: Path) -> bool:
+    """A DICOM Part 10 file with a pixel data element (DICOMDIR, SR and presentation states have none)."""
+    data = path.read_bytes()
+    return data[128:132] == DICOM_MARKER and any(tag in data for tag in PIXEL_DATA_TAGS)
+
+
+def _check_slice_geometry(folder: Path, files: list[Path]) -> None:
+    """Every slice the same size and orientation, and evenly spaced along the slice normal."""
+    headers = [_slice_header(path) for path in files]
+    size = Counter(header[0] for header in headers).most_common(1)[0][0]  # the odd slice is the minority
+    direction = Counter(tuple(header[1].round(4).ravel()) for header in headers).most_common(1)[0][0]
+    direction = np.reshape(direction, (3, 3))
+    for path, (other_size, other_direction, _) in zip(files, headers, strict=True):
+        if other_size != size:
+            raise InputError(
+                path, f"slice of size {other_size[0]}x{other_size[1]} in a series of {size[0]}x{size[1]} slices"
+            )
+        if not np.allclose(other_direction[:, :2], direction[:, :2], atol=1e-4):
+            raise InputError(path, "slice oriented differently from the rest of the series (a localizer?)")
+    if len(files) > 2:
+        positions = np.array([origin @ direction[:, 2] for _, _, origin in headers])
+        _check_even_spacing(folder, files, positions)
+
+
+def _slice_header(path: Path) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """(columns, rows), direction matrix (columns = axes) and origin of one DICOM file, pixels unread."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        return reader.Execute()
+        reader.ReadImageInformation()
     except RuntimeError as error:
-        raise InputError(folder, f"cannot read the DICOM series ({_itk_message(error)})") from None
+        raise InputError(path, f"cannot read this DICOM slice ({_itk_message(error)})") from None
+    direction = np.array(reader.GetDirection()).reshape(3, 3)
+    return tuple(reader.GetSize()[:2]), direction, np.array(reader.GetOrigin())
+
+
+def _check_even_spacing(folder: Path, files: list[Path], positions: np.ndarray) -> None:
+    gaps = np.abs(np.diff(positions))
+    usual = float(np.median(gaps))
+    if usual <= 0:
+        raise InputError(folder, "the slices of the series all lie at the same position; it is not a 3D volume")
+    for k in np.flatnonzero(np.abs(gaps - usual) > SLICE_GAP_TOLERANCE * usual):
+        raise InputError(
+            folder,
+            f"slices unevenly spaced: {gaps[k]:.3g} mm between {files[k].name} and {files[k + 1].name}, "
+            f"{usual:.3g} mm elsewhere (a slice is missing, unreadable or duplicated)",
+        )
 
 
 def check_volume(image: sitk.Image, source) -> None:
