@@ -92,6 +92,12 @@ class SpineAILogic:
         if volumeNode is None or not slicer.mrmlScene.IsNodePresent(volumeNode):
             raise InputError("input volume", "was removed from the scene during the run; nothing was added")
         array = arrayOnVolumeGrid(result.mask, volumeNode)
+        if not any(np.any(array == labelValue) for labelValue, _ in result.segments):
+            names = ", ".join(name for _, name in result.segments).lower()
+            raise InputError(
+                volumeNode.GetName(),
+                f"no {names} found (is it in the scan, in a supported contrast?); nothing was added",
+            )
         previous = [
             node
             for node in SegmentationNodes.previousResults(volumeNode, task)
@@ -141,6 +147,8 @@ class SpineAILogic:
             raise SpineAIError(f"segment '{spec.segment}' has no line in SegmentTerminology.csv")
         segmentId = _findSegmentId(segmentationNode, style.segmentId, spec.segment)
         voxels = SegmentationNodes.segmentMask(segmentationNode, segmentId, volumeNode)
+        if not voxels.any():
+            raise InputError(segmentationNode.GetName(), f"the '{spec.segment}' segment is empty; nothing to measure")
         mask = imageOnVolumeGrid((voxels > 0).astype(np.uint8), volumeNode)
         rows = spec.measure(mask)
         tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)

@@ -77,6 +77,41 @@ def test_a_result_on_the_wrong_grid_adds_nothing(t2_volume, cached_engine):
     run_leaves_scene_unchanged(lambda: logic.segment(t2_volume), InputError, "another voxel grid")
 
 
+def test_a_scan_without_cord_adds_nothing(t2_volume, cached_engine):
+    def nothing_found(image, task, device, progress, should_cancel, source):
+        result = cached_engine(image, task, "cpu", progress, should_cancel, source)
+        empty = sitk.Image(result.mask.GetSize(), sitk.sitkUInt8)
+        empty.CopyInformation(result.mask)
+        return dataclasses.replace(result, mask=empty)
+
+    logic = SpineAILogic(engine=nothing_found)
+    run_leaves_scene_unchanged(lambda: logic.segment(t2_volume), InputError, "t2: no spinal cord found")
+
+
+def test_measuring_an_erased_or_deleted_segment_says_so(t2_volume, cached_engine):
+    logic = SpineAILogic(engine=cached_engine)
+    segmentation_node, table_node = logic.segment(t2_volume, device="cpu")
+    rows = table_node.GetNumberOfRows()
+    mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, "spinal_cord", t2_volume)
+    slicer.util.updateSegmentBinaryLabelmapFromArray(np.zeros_like(mask), segmentation_node, "spinal_cord", t2_volume)
+    name = segmentation_node.GetName()
+    run_leaves_scene_unchanged(
+        lambda: logic.updateMeasurements(segmentation_node, t2_volume),
+        InputError,
+        f"{name}: the 'Spinal cord' segment is empty",
+    )
+    segmentation_node.GetSegmentation().RemoveSegment("spinal_cord")
+    run_leaves_scene_unchanged(
+        lambda: logic.updateMeasurements(segmentation_node, t2_volume),
+        SpineAIError,
+        f"{name}: has no 'Spinal cord' segment",
+    )
+    run_leaves_scene_unchanged(
+        lambda: logic.updateMeasurements(None, t2_volume), SpineAIError, "no segmentation selected"
+    )
+    assert table_node.GetNumberOfRows() == rows  # the last good table stays
+
+
 def test_missing_packages_are_named_before_anything_runs(t2_volume):
     calls = []
     missing_torch = DependencyInstaller(isSatisfied=lambda requirement: not requirement.startswith("torch"))

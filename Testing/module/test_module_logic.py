@@ -106,6 +106,11 @@ def test_table_holds_the_engine_morphometry_with_units_and_a_csa_plot(logic, t2_
     assert chart.GetYAxisTitle() == "MEAN(area) [mm^2]"
 
 
+def temporary_label_maps() -> int:
+    classes = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLLabelMapVolumeDisplayNode")
+    return sum(len(slicer.util.getNodesByClass(class_name)) for class_name in classes)
+
+
 def erase_canonical_slices(segmentation_node, volume_node, first: int, count: int) -> sitk.Image:
     """Erase axial slices first..first+count-1 (I->S) of the cord segment, as a user would; return the new mask."""
     mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, "spinal_cord", volume_node)
@@ -124,12 +129,15 @@ def erase_canonical_slices(segmentation_node, volume_node, first: int, count: in
 
 def test_update_measurements_follows_hand_edits(logic, t2_volume):
     segmentation_node, table_node = logic.segment(t2_volume, device="cpu")
+    assert temporary_label_maps() == 0  # slicer.util's array helpers leave none behind in the logic
     before = tableRows(table_node)
     erased = [row["Slice (I->S)"] for row in before][len(before) // 2 :][:5]
 
     edited = erase_canonical_slices(segmentation_node, t2_volume, erased[0], len(erased))
     assert isEditedSinceCreated(segmentation_node, t2_volume)
+    left_by_the_test = temporary_label_maps()
     assert logic.updateMeasurements(segmentation_node, t2_volume, task="cord") is table_node
+    assert temporary_label_maps() == left_by_the_test
 
     after = {row["Slice (I->S)"]: row for row in tableRows(table_node)}
     assert all(math.isnan(after[z]["MEAN(area)"]) for z in erased)  # empty slices are rejected, as in SCT
