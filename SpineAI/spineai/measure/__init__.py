@@ -31,18 +31,23 @@ def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) ->
         return write_morphometry(out, image_stem(mask_path), mask, levels, levels_path)
 
 
-def write_morphometry(out: OutputSet, stem: str, mask, levels=None, levels_source="levels") -> dict:
+def morphometry_tables(mask, levels=None, levels_source="levels") -> dict[str, list[dict]]:
+    """{"per_slice": rows, "per_level": rows (only with levels)}; no rows when the mask is empty (no cord found)."""
+    cord_found = bool(sitk.GetArrayViewFromImage(mask).any())
+    rows = cord_morphometry(mask, levels, levels_source=levels_source) if cord_found else []
+    return {"per_slice": rows} | ({"per_level": aggregate_per_level(rows)} if levels is not None else {})
+
+
+def write_morphometry(out: OutputSet, stem: str, mask, levels=None, levels_source="levels", tables=None) -> dict:
     """Add ``<stem>_cord_morphometry.csv`` (and ``_per_level.csv`` with levels) to an open ``OutputSet``.
 
     An empty mask (no cord found) gives a header-only table rather than an error, so a failed
-    segmentation is reported, not hidden.
+    segmentation is reported, not hidden. ``tables``: ``morphometry_tables`` already computed for
+    other outputs of the same mask (the DICOM SR), so the slow part runs once.
     """
     columns = [c for c in MORPHOMETRY_COLUMNS if levels is not None or c != LEVEL]
-    cord_found = bool(sitk.GetArrayViewFromImage(mask).any())
-    rows = cord_morphometry(mask, levels, levels_source=levels_source) if cord_found else []
-    written = {"per_slice": out.write_csv(rows, f"{stem}_cord_morphometry.csv", columns)}
+    tables = tables if tables is not None else morphometry_tables(mask, levels, levels_source)
+    written = {"per_slice": out.write_csv(tables["per_slice"], f"{stem}_cord_morphometry.csv", columns)}
     if levels is not None:
-        written["per_level"] = out.write_csv(
-            aggregate_per_level(rows), f"{stem}_cord_morphometry_per_level.csv", columns
-        )
+        written["per_level"] = out.write_csv(tables["per_level"], f"{stem}_cord_morphometry_per_level.csv", columns)
     return written
