@@ -54,11 +54,4 @@ def t2_path(data_dir) -> Path:
 @pytest.fixture
 def t2_volume(mrml, t2_path):
     """The real cervical T2, loaded by Slicer's own reader into a patient/study in the subject hierarchy."""
-    import slicer
-
-    volume = slicer.util.loadVolume(str(t2_path))
-    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(mrml.scene)
-    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "Patient 1")
-    study = sh.CreateStudyItem(patient, "Cervical MRI")
-    sh.CreateItem(study, volume)
-    return volume
+    return mrml_app.loadIntoStudy(t2_path)

@@ -119,7 +119,24 @@ def boot() -> types.SimpleNamespace:
         appLogic.SetModuleLogic(name, logic)
         setattr(modules, name, types.SimpleNamespace(logic=lambda logic=logic: logic))
 
-    slicer.mrmlScene = scene
-    slicer.modules = modules
-    slicer.app = _App(scene, appLogic, modules)
-    return types.SimpleNamespace(scene=scene, appLogic=appLogic, modules=modules)
+    application = types.SimpleNamespace(
+        scene=scene, appLogic=appLogic, modules=modules, app=_App(scene, appLogic, modules)
+    )
+    activate(application)
+    return application
+
+
+def activate(application: types.SimpleNamespace) -> None:
+    """Make a booted scene the current one again (another test may have booted its own since)."""
+    slicer.mrmlScene = application.scene
+    slicer.modules = application.modules
+    slicer.app = application.app
+
+
+def loadIntoStudy(path, patient: str = "Patient 1", study: str = "Cervical MRI"):
+    """Load a scan with Slicer's own reader and file it under a patient/study, as the DICOM browser would."""
+    volume = slicer.util.loadVolume(str(path))
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+    studyItem = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), patient), study)
+    sh.CreateItem(studyItem, volume)
+    return volume

@@ -3,7 +3,9 @@
 import csv
 import json
 import math
+from types import SimpleNamespace
 
+import mrml_app
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -20,10 +22,29 @@ from spineai.measure.cord import COLUMN_UNITS, MORPHOMETRY_COLUMNS, cord_morphom
 from spineai.orientation import from_canonical, to_canonical
 
 
+@pytest.fixture(scope="module")
+def segmented_scene(data_dir, cached_engine):
+    """One scene where the real T2 was segmented once by the default logic (engine in this process).
+
+    Shared by the tests that only inspect the result; tests that edit make their own.
+    """
+    application = mrml_app.boot()
+    volume = mrml_app.loadIntoStudy(data_dir / "sct-testing" / "t2" / "t2.nii.gz")
+    segmentation_node, table_node = SpineAILogic().segment(volume, task="cord", device="cpu")
+    engine_mask = sitk.GetArrayFromImage(cached_engine(volumeToImage(volume), "cord", "cpu").mask)
+    return SimpleNamespace(
+        application=application,
+        volume=volume,
+        segmentation=segmentation_node,
+        table=table_node,
+        engine_mask=engine_mask,
+    )
+
+
 @pytest.fixture
-def engine_mask(t2_volume, cached_engine) -> np.ndarray:
-    """What the engine itself returns for the scan (a[k, j, i] on the volume's grid)."""
-    return sitk.GetArrayFromImage(cached_engine(volumeToImage(t2_volume), "cord", "cpu").mask)
+def segmented(segmented_scene):
+    mrml_app.activate(segmented_scene.application)
+    return segmented_scene
 
 
 @pytest.fixture
@@ -45,9 +66,8 @@ def rows_equal(a: list[dict], b: list[dict]) -> bool:
     )
 
 
-def test_segment_makes_a_coded_spinal_cord_segment_in_the_input_study(t2_volume, engine_mask):
-    # The default logic, running the engine in this process as scripts do.
-    segmentation_node, table_node = SpineAILogic().segment(t2_volume, task="cord", device="cpu")
+def test_segment_makes_a_coded_spinal_cord_segment_in_the_input_study(segmented):
+    segmentation_node, table_node, t2_volume = segmented.segmentation, segmented.table, segmented.volume
 
     segmentation = segmentation_node.GetSegmentation()
     assert [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())] == ["spinal_cord"]
@@ -58,7 +78,9 @@ def test_segment_makes_a_coded_spinal_cord_segment_in_the_input_study(t2_volume,
     assert "~SCT^123037004^Anatomical Structure~SCT^2748008^Spinal cord~" in segment.GetTerminology()
     # Geometry: the input is the reference; the segment, read with no explicit grid, is the engine's mask.
     assert segmentation_node.GetNodeReference(segmentation_node.GetReferenceImageGeometryReferenceRole()) is t2_volume
-    assert np.array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, "spinal_cord"), engine_mask)
+    assert np.array_equal(
+        slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, "spinal_cord"), segmented.engine_mask
+    )
     # Placed beside the input in its study, with provenance.
     assert subject_hierarchy_parent(segmentation_node) == subject_hierarchy_parent(t2_volume) != 0
     assert subject_hierarchy_parent(table_node) == subject_hierarchy_parent(t2_volume)
@@ -66,8 +88,8 @@ def test_segment_makes_a_coded_spinal_cord_segment_in_the_input_study(t2_volume,
     assert sidecar["engine_version"] == __version__ and sidecar["task"] == "cord" and sidecar["device"] == "cpu"
 
 
-def test_mask_round_trips_exactly_through_a_saved_seg_nrrd(logic, t2_volume, engine_mask, tmp_path):
-    segmentation_node, _ = logic.segment(t2_volume, device="cpu")
+def test_mask_round_trips_exactly_through_a_saved_seg_nrrd(segmented, tmp_path):
+    segmentation_node, t2_volume, engine_mask = segmented.segmentation, segmented.volume, segmented.engine_mask
     path = tmp_path / "cord.seg.nrrd"
     assert slicer.util.saveNode(segmentation_node, str(path))
 
@@ -90,8 +112,8 @@ def test_mask_round_trips_exactly_through_a_saved_seg_nrrd(logic, t2_volume, eng
     assert np.array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(reloaded, "spinal_cord", t2_volume), engine_mask)
 
 
-def test_table_holds_the_engine_morphometry_with_units_and_a_csa_plot(logic, t2_volume, engine_mask):
-    _, table_node = logic.segment(t2_volume, device="cpu")
+def test_table_holds_the_engine_morphometry_with_units_and_a_csa_plot(segmented):
+    table_node, t2_volume, engine_mask = segmented.table, segmented.volume, segmented.engine_mask
 
     expected = cord_morphometry(imageOnVolumeGrid(engine_mask, t2_volume))
     assert rows_equal(tableRows(table_node), expected)
@@ -165,8 +187,8 @@ def test_a_rerun_replaces_an_untouched_result_but_never_an_edited_one(logic, t2_
     assert len(slicer.util.getNodesByClass("vtkMRMLSegmentationNode")) == 2
 
 
-def test_csv_export_round_trips_and_matches_the_engine_writer(logic, t2_volume, tmp_path):
-    _, table_node = logic.segment(t2_volume, device="cpu")
+def test_csv_export_round_trips_and_matches_the_engine_writer(segmented, tmp_path):
+    logic, table_node = SpineAILogic(), segmented.table
     written = logic.exportCSV(table_node, tmp_path / "cord_morphometry")
     assert written == tmp_path / "cord_morphometry.csv"
 
