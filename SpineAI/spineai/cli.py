@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument(
         "--levels", type=Path, help="vertebral levels on the scan's grid: labelled cord or disc points"
     )
+    segment.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="DICOM series input: also write the mask as DICOM SEG and the measurements as DICOM SR",
+    )
     segment.set_defaults(run=run_segment)
 
     measure = commands.add_parser("measure", help="cord morphometry of an existing mask")
@@ -90,7 +95,7 @@ def run_segment(args) -> None:
 
     bar, update = _progress_bar(f"{args.task} {args.image.name}")
     with bar:
-        written = segment_file(args.image, args.out, args.task, args.device, update, args.levels)
+        written = segment_file(args.image, args.out, args.task, args.device, update, args.levels, args.dicom_seg)
     if not json.loads(written["sidecar"].read_text())["cord_found"]:
         print(
             f"spineai: warning: {args.image}: no spinal cord found; the mask is empty and the table has no rows",

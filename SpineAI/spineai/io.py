@@ -313,6 +313,11 @@ class OutputSet:
         self._temporary(name).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
         return self.path(name)
 
+    def write_bytes(self, data: bytes, name: str) -> Path:
+        """A file already encoded in memory (a DICOM SEG or SR)."""
+        self._temporary(name).write_bytes(data)
+        return self.path(name)
+
     def write_csv(self, rows: list[dict], name: str, columns: list[str] | None = None) -> Path:
         columns = columns or (list(rows[0]) if rows else [])
         with open(self._temporary(name), "w", newline="") as handle:

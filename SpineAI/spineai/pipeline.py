@@ -106,20 +106,29 @@ def output_names(image_path, task: str) -> dict[str, str]:
 
 
 def segment_file(
-    image_path, out_dir, task: str = "cord", device: str = "auto", progress: Progress | None = None, levels_path=None
+    image_path,
+    out_dir,
+    task: str = "cord",
+    device: str = "auto",
+    progress: Progress | None = None,
+    levels_path=None,
+    dicom_seg: bool = False,
 ) -> dict[str, Path]:
     """Read a scan, segment and measure it, and write mask + measurements + sidecar all-or-nothing.
 
     ``levels_path``: vertebral levels on the scan's grid (labelled cord or disc points) for the
-    per-level table. Returns the written paths by kind.
+    per-level table. ``dicom_seg``: the input is a DICOM series folder; also write the mask as DICOM
+    SEG and the measurements as DICOM SR referencing it (``spineai.dicom``). Returns the written
+    paths by kind.
     """
-    from .measure import write_morphometry
+    from .measure import morphometry_tables, write_morphometry
     from .measure.levels import check_levels
 
     image = read_image(image_path)
     levels = read_image(levels_path) if levels_path is not None else None
     if levels is not None:
         check_levels(levels, image, levels_path)  # fail before the slow part
+    source_series = _dicom_source(image_path, image) if dicom_seg else None
     result = segment(image, task, device, progress, source=str(image_path))
     names = output_names(image_path, task)
     cord_found = result.sidecar["voxels_segmented"] > 0
@@ -132,8 +141,23 @@ def segment_file(
     }
     with OutputSet(out_dir) as out:
         written = {"mask": out.write_image(result.mask, names["mask"])}
-        written.update(write_morphometry(out, names["stem"], result.mask, levels, levels_path))
+        tables = morphometry_tables(result.mask, levels, levels_path)
+        written.update(write_morphometry(out, names["stem"], result.mask, levels, levels_path, tables))
+        if source_series is not None:
+            from .dicom.results import write_dicom_results
+
+            written.update(write_dicom_results(out, names["stem"], source_series, result, tables))
         written["sidecar"] = out.write_json(
             {**sidecar, "outputs": {k: p.name for k, p in written.items()}}, names["sidecar"]
         )
     return written
+
+
+def _dicom_source(image_path, image: sitk.Image):
+    """The source series of a DICOM input, checked before the slow part (optional extra, folder input)."""
+    from .dicom import require_dicom_extra
+
+    require_dicom_extra()
+    from .dicom.series import read_source_series
+
+    return read_source_series(image_path, image)

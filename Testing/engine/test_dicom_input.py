@@ -108,7 +108,8 @@ def test_slice_of_another_size_is_named(series):
     odd.Rows = pixels.shape[0]
     odd.PixelData = pixels.tobytes()
     odd.save_as(series.files[5])
-    refused(series.folder, f"slice of size {columns}x{rows - 4} in a series of {columns}x{rows} slices", [series.files[5]])
+    expected = f"slice of size {columns}x{rows - 4} in a series of {columns}x{rows} slices"
+    refused(series.folder, expected, [series.files[5]])
 
 
 def test_slice_oriented_differently_is_named(series):
