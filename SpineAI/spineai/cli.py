@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cohort.command import add_batch_command
 from .errors import SpineAIError
 from .pipeline import TASKS
 
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("spineai-demo"))
     demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     demo.set_defaults(run=run_demo)
+
+    add_batch_command(commands)
 
     train = commands.add_parser("train", help="train a task's network on labelled scans")
     train.add_argument("--task", choices=sorted(TASKS), default="cord")

@@ -1,0 +1,109 @@
+"""One table per task over the whole cohort, rebuilt from the per-case outputs.
+
+Rebuilding from what each case folder holds (rather than appending as cases finish) is what
+makes the tables right after a resumed or killed run: every finished case of the latest run
+appears exactly once, whichever run computed it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from ..io import OutputSet
+from ..measure.cord import LENGTH, LEVEL, MORPHOMETRY_COLUMNS
+from ..measure.levels import level_name
+from .layout import case_folder, find_finished_sidecar, morphometry_all_name, read_manifest, summary_name
+
+CSA = "MEAN(area)"
+SUMMARY_COLUMNS = ["case_id", "input", "cord_found", "slices", "mean_csa_mm2", "std_csa_mm2", "cord_length_mm"]
+RUN_COLUMNS = ["seconds", "device", "model", "engine_version"]
+
+
+def finished_cases(out_dir: Path, task: str) -> list[tuple[str, dict]]:
+    """(case id, sidecar) of every finished case of the latest run, in the run's case order."""
+    manifest = read_manifest(out_dir)
+    result = []
+    for record in manifest["cases"]:
+        sidecar = find_finished_sidecar(case_folder(out_dir, record["case_id"]), task)
+        if sidecar is not None:
+            result.append((record["case_id"], sidecar))
+    return result
+
+
+def case_tables(sidecar: dict) -> tuple[list[dict], list[dict]]:
+    """The case's per-slice and per-level rows (per-level empty without levels)."""
+    folder, outputs = Path(sidecar["folder"]), sidecar["outputs"]
+    per_slice = read_rows(folder / outputs["per_slice"]) if "per_slice" in outputs else []
+    per_level = read_rows(folder / outputs["per_level"]) if "per_level" in outputs else []
+    return per_slice, per_level
+
+
+def case_summary(case_id: str, sidecar: dict) -> dict:
+    """One summary row: CSA mean/SD over the measured cord slices, cord length, per-level CSA, run facts."""
+    per_slice, per_level = case_tables(sidecar)
+    areas = [value for value in (as_float(row.get(CSA)) for row in per_slice) if math.isfinite(value)]
+    lengths = [value for value in (as_float(row.get(LENGTH)) for row in per_slice) if math.isfinite(value)]
+    row = {
+        "case_id": case_id,
+        "input": sidecar.get("input", ""),
+        "cord_found": sidecar.get("cord_found", bool(areas)),
+        "slices": len(areas),
+        "mean_csa_mm2": _round(sum(areas) / len(areas)) if areas else "",
+        "std_csa_mm2": _round(_population_std(areas)) if areas else "",
+        "cord_length_mm": _round(sum(lengths)) if lengths else "",
+    }
+    for level_row in per_level:
+        row[level_column(level_row[LEVEL])] = _round(as_float(level_row.get(CSA)))
+    return row | {key: sidecar.get(key, "") for key in RUN_COLUMNS}
+
+
+def level_column(code) -> str:
+    """'csa_C3_mm2' for SCT level code 3."""
+    return f"csa_{level_name(int(float(code)))}_mm2"
+
+
+def aggregate_cohort(out_dir, task: str = "cord") -> dict[str, Path]:
+    """Write OUT/<task>_morphometry_all.csv and OUT/<task>_summary.csv from the finished cases."""
+    out_dir = Path(out_dir)
+    all_rows, summaries = [], []
+    for case_id, sidecar in finished_cases(out_dir, task):
+        per_slice, _ = case_tables(sidecar)
+        all_rows += [{"case_id": case_id, **row} for row in per_slice]
+        summaries.append(case_summary(case_id, sidecar))
+    present = {key for row in all_rows for key in row}
+    all_columns = ["case_id"] + [c for c in MORPHOMETRY_COLUMNS if c in present]
+    with OutputSet(out_dir) as out:
+        return {
+            "morphometry_all": out.write_csv(all_rows, morphometry_all_name(task), all_columns),
+            "summary": out.write_csv(summaries, summary_name(task), summary_columns(summaries)),
+        }
+
+
+def summary_columns(summaries: list[dict]) -> list[str]:
+    """Fixed columns, then per-level CSA columns in level order (C1..S1), then the run facts."""
+    level_columns = {key for row in summaries for key in row if key.startswith("csa_")}
+    order = {level_column(code): code for code in range(1, 26)}
+    return SUMMARY_COLUMNS + sorted(level_columns, key=lambda c: order.get(c, 99)) + RUN_COLUMNS
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def as_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _population_std(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def _round(value: float):
+    return round(value, 4) if math.isfinite(value) else ""

@@ -1,0 +1,69 @@
+"""``spineai batch`` and ``spineai qc``: registered on the CLI by ``add_batch_command``.
+
+Exit status of ``batch``: 0 when every case is finished, 1 when some cases failed (listed in
+OUT/failures.csv; the others are finished and aggregated), 2 for an unusable INPUT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..pipeline import TASKS
+
+EXIT_SOME_CASES_FAILED = 1
+
+
+def add_batch_command(commands) -> None:
+    """Add the ``batch`` and ``qc`` sub-commands to the CLI's sub-parsers."""
+    batch = commands.add_parser(
+        "batch",
+        help="run a task on a cohort (folder, BIDS dataset or CSV list), resumable, on Dask",
+        description="Segment and measure every case of INPUT into OUT/<case id>/, then write the cohort "
+        "tables and the QC report. Finished cases are skipped, so an interrupted run is resumed by running "
+        "the same command again.",
+    )
+    batch.add_argument("input", type=Path, help="folder of scans, BIDS dataset or CSV list (image[,id,levels])")
+    batch.add_argument("--task", choices=sorted(TASKS), default="cord")
+    batch.add_argument("--out", type=Path, required=True, help="output folder")
+    batch.add_argument("--workers", type=int, help="local Dask worker processes (default: one per CPU core)")
+    batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    batch.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    batch.set_defaults(run=run_batch)
+
+    qc = commands.add_parser("qc", help="(re)write the QC report of a batch output folder")
+    qc.add_argument("out", type=Path, help="the --out folder of spineai batch")
+    qc.set_defaults(run=run_qc)
+
+
+def run_batch(args) -> int:
+    from ..errors import SpineAIError
+    from ..report.qc import write_qc_report
+    from .aggregate import aggregate_cohort
+    from .discover import discover_cases
+    from .run import run_cohort
+
+    if args.workers is not None and args.workers < 1:
+        raise SpineAIError(f"--workers must be at least 1 (got {args.workers})")
+    cases = discover_cases(args.input, exclude=args.out)
+    run = run_cohort(cases, args.out, args.task, args.device, args.workers, args.scheduler, source=str(args.input))
+    tables = aggregate_cohort(args.out, args.task)
+    report = write_qc_report(args.out, args.task)
+    print(
+        f"spineai batch: {len(cases)} cases: {run.count('done')} done, "
+        f"{run.count('skipped')} already finished, {run.count('failed')} failed"
+    )
+    for path in [*tables.values(), report]:
+        print(path)
+    if run.failures:
+        print(f"spineai batch: failed cases are listed in {Path(args.out) / 'failures.csv'}")
+        return EXIT_SOME_CASES_FAILED
+    return 0
+
+
+def run_qc(args) -> None:
+    from ..errors import SpineAIError
+    from ..report.qc import write_qc_report
+
+    if not args.out.is_dir():
+        raise SpineAIError(f"{args.out}: not a spineai batch output folder")
+    print(write_qc_report(args.out))

@@ -1,0 +1,1 @@
+"""Reports for people: the cohort QC page (``qc``) and its dependency-free PNG writer (``png``)."""
