@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .cohort.command import add_batch_command
+from .dicom.command import add_pacs_command
 from .errors import SpineAIError
 from .pipeline import TASKS
 
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=run_train)
+
+    add_pacs_command(commands)
     return parser
 
 
