@@ -164,7 +164,7 @@ class SpineAILogic:
             if created:
                 chart = MeasurementTable.createChart(
                     tableNode,
-                    f"{volumeNode.GetName()} {task} CSA",
+                    f"{volumeNode.GetName()} {spec.chartTitle}",
                     spec.plotX,
                     spec.plotY,
                     spec.chartTitle,
