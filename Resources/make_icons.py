@@ -31,11 +31,9 @@ def draw() -> QImage:
     painter.setBrush(PLATE)
     painter.drawRoundedRect(QRectF(4, 4, SIZE - 8, SIZE - 8), 22, 22)
 
-    cord = QPainterPath()
-    for step in range(0, 101):
-        y = 12 + step
-        point = QPointF(80 + curve_x(y), y)
-        cord.lineTo(point) if step else cord.moveTo(point)
+    cord = QPainterPath(QPointF(80 + curve_x(12), 12))
+    for y in range(13, 113):
+        cord.lineTo(QPointF(80 + curve_x(y), y))
     painter.setBrush(Qt.NoBrush)
     painter.setPen(QPen(CORD_EDGE, 15, Qt.SolidLine, Qt.RoundCap))
     painter.drawPath(cord)
