@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, default=None, help="data folder (default: $SPINEAI_DATA or ../shared/data)")
     train.add_argument("--manifest", type=Path, help="CSV: image,mask,subject,dataset,contrast,plane,split")
     train.add_argument("--out", type=Path, required=True)
-    train.add_argument("--iterations", type=int, default=3500)
-    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--iterations", type=int, default=2000)
+    train.add_argument("--batch-size", type=int, default=12)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=run_train)
 

@@ -151,9 +151,9 @@ def summarise(results: list[dict]) -> dict:
 def train(
     cases: list[Case],
     out_dir: Path,
-    iterations: int = 3000,
-    batch_size: int = 16,
-    patch_size: int = 160,
+    iterations: int = 2000,
+    batch_size: int = 12,
+    patch_size: int = 128,
     learning_rate: float = 3e-3,
     seed: int = 0,
     validate_every: int = 500,
@@ -181,33 +181,29 @@ def train(
         schedule.step()
         if progress:
             progress(step, iterations, loss.item())
-        if val_cases and (step % validate_every == 0 or step == iterations):
-            results = validate(model, spec, val_cases)
+        if step % validate_every == 0 or step == iterations:
+            results = validate(model, spec, val_cases) if val_cases else []
             history.append(
                 {
                     "step": step,
                     "loss": round(loss.item(), 4),
                     "minutes": round((time.perf_counter() - started) / 60, 1),
-                    "validation": summarise(results),
+                    "validation": summarise(results) if results else {},
                 }
             )
             log.info("step %d: %s", step, json.dumps(history[-1]))
-    return _write_model(
-        model,
-        spec,
-        out_dir,
-        cases,
-        results if val_cases else [],
-        history,
-        dict(
-            iterations=iterations,
-            batch_size=batch_size,
-            patch_size=patch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            minutes=round((time.perf_counter() - started) / 60, 1),
-        ),
-    )
+            # A checkpoint at every validation: a long CPU run stopped early still leaves a model.
+            settings = dict(
+                iterations=iterations,
+                completed=step,
+                batch_size=batch_size,
+                patch_size=patch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                minutes=history[-1]["minutes"],
+            )
+            metrics = _write_model(model, spec, out_dir, cases, results, history, settings)
+    return metrics
 
 
 def _write_model(model, spec, out_dir, cases, results, history, settings) -> dict:
