@@ -237,3 +237,16 @@ def test_unusable_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no scans found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_runs_on_an_existing_dask_cluster(tmp_path, data_dir):
+    from dask.distributed import LocalCluster
+
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "mt0.nii.gz").symlink_to(data_dir / GOOD_SCANS["mt0"])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        code, printed = batch(tmp_path / "scans", "--out", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+        assert code == 0 and "1 done" in printed
+        assert len(cluster.scheduler.workers) == 1  # the cluster is left running for its owner
+    (summary,) = read_csv(tmp_path / "out/cord_summary.csv")
+    assert summary["case_id"] == "mt0"

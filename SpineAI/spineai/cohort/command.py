@@ -1,16 +1,19 @@
 """``spineai batch`` and ``spineai qc``: registered on the CLI by ``add_batch_command``.
 
 Exit status of ``batch``: 0 when every case is finished, 1 when some cases failed (listed in
-OUT/failures.csv; the others are finished and aggregated), 2 for an unusable INPUT.
+OUT/failures.csv; the others are finished and aggregated), 2 for an unusable INPUT, 130 when
+interrupted (Ctrl-C; the finished cases are kept).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..pipeline import TASKS
 
 EXIT_SOME_CASES_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 def add_batch_command(commands) -> None:
@@ -45,7 +48,12 @@ def run_batch(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise SpineAIError(f"--workers must be at least 1 (got {args.workers})")
     cases = discover_cases(args.input, exclude=args.out)
-    run = run_cohort(cases, args.out, args.task, args.device, args.workers, args.scheduler, source=str(args.input))
+    try:
+        run = run_cohort(cases, args.out, args.task, args.device, args.workers, args.scheduler, str(args.input))
+    except KeyboardInterrupt:
+        # Unlike `segment`, an interrupted batch keeps every case it finished: say how to go on.
+        print("spineai batch: interrupted; finished cases are kept, run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     tables = aggregate_cohort(args.out, args.task)
     report = write_qc_report(args.out, args.task)
     print(
