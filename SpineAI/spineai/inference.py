@@ -80,6 +80,13 @@ def normalise_intensity(array: np.ndarray, percentiles) -> np.ndarray:
     return np.clip((array.astype(np.float32) - low) / scale, -0.5, 2.0).astype(np.float32)
 
 
+def with_context(slices: np.ndarray, indices: np.ndarray, context: int) -> np.ndarray:
+    """(len(indices), 2*context+1, H, W): each slice with its neighbours as channels (edges repeated)."""
+    offsets = np.arange(-context, context + 1)
+    neighbours = np.clip(indices[:, None] + offsets[None, :], 0, len(slices) - 1)
+    return np.ascontiguousarray(slices[neighbours])
+
+
 class SlicePredictor:
     """A loaded network ready to turn a canonical image into a cord probability map."""
 
@@ -123,7 +130,8 @@ class SlicePredictor:
         for start in range(0, count, self.batch_size):
             if should_cancel and should_cancel():
                 raise Cancelled()
-            batch = torch.from_numpy(np.ascontiguousarray(slices[start : start + self.batch_size]))[:, None]
+            indices = np.arange(start, min(start + self.batch_size, count))
+            batch = torch.from_numpy(with_context(slices, indices, self.spec.context_slices))
             batch = F.pad(batch, (0, pad_w, 0, pad_h)).to(self.device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=use_fp16):
                 logits = self.model(batch)

@@ -35,3 +35,13 @@ def recall(prediction: np.ndarray, truth: np.ndarray) -> float:
     """TP / (TP + FN); NaN when the truth is empty."""
     tp, _, fn = confusion(prediction, truth)
     return float("nan") if tp + fn == 0 else tp / (tp + fn)
+
+
+def annotated_range(truth: np.ndarray) -> slice:
+    """Axial slices from the first to the last one the annotator labelled (canonical axis 0 = I->S).
+
+    Some manual masks label only part of the scan (gm-challenge labels a slab), so voxels beyond
+    the labelled slices are unknown rather than background.
+    """
+    labelled = np.flatnonzero(truth.any(axis=(1, 2)))
+    return slice(labelled[0], labelled[-1] + 1) if labelled.size else slice(0, 0)

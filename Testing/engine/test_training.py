@@ -116,3 +116,13 @@ def test_train_command_writes_a_model_the_engine_loads(tmp_path, data_dir, capsy
 
     probability = predictor.probability(to_canonical(read_image(data_dir / "sct-testing/t2s/t2s.nii.gz")))
     assert probability.GetSize() == read_image(data_dir / "sct-testing/t2s/t2s.nii.gz").GetSize()
+
+
+def test_context_slices_are_neighbours_with_repeated_edges():
+    from spineai.inference import with_context
+
+    slices = np.arange(4)[:, None, None] * np.ones((4, 2, 3))
+    stacked = with_context(slices, np.array([0, 3]), context=1)
+    assert stacked.shape == (2, 3, 2, 3)
+    assert stacked[0, :, 0, 0].tolist() == [0, 0, 1]  # first slice: its missing lower neighbour repeats it
+    assert stacked[1, :, 0, 0].tolist() == [2, 3, 3]

@@ -34,7 +34,12 @@ class ModelSpec:
     labels: dict[int, str]
     threshold: float = 0.5
     contrasts: tuple[str, ...] = ()
+    context_slices: int = 0  # neighbouring slices on each side given as extra input channels (2.5D)
     folder: Path = field(default=MODELS_DIR, compare=False)
+
+    @property
+    def in_channels(self) -> int:
+        return 2 * self.context_slices + 1
 
     @property
     def weights_path(self) -> Path:
@@ -54,6 +59,7 @@ class ModelSpec:
             labels={int(k): v for k, v in record["labels"].items()},
             threshold=record.get("threshold", 0.5),
             contrasts=tuple(record.get("contrasts", ())),
+            context_slices=(record["architecture"].get("in_channels", 1) - 1) // 2,
             folder=Path(path).resolve().parent,
         )
 
@@ -82,7 +88,7 @@ def load_model(spec: ModelSpec) -> UNet2D:
     actual = sha256_of(path)
     if actual != spec.sha256:
         raise SpineAIError(f"{path}: sha256 {actual} does not match the model record ({spec.sha256}); refusing to load")
-    model = UNet2D(channels=spec.channels)
+    model = UNet2D(in_channels=spec.in_channels, channels=spec.channels)
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 

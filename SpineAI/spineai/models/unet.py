@@ -34,6 +34,7 @@ class UNet2D(nn.Module):
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, channels=(16, 32, 64, 128)):
         super().__init__()
+        self.in_channels = in_channels
         self.channels = tuple(channels)
         self.encoders = nn.ModuleList()
         previous = in_channels

@@ -23,9 +23,16 @@ import torch
 from torch.nn import functional as F
 
 from .. import __version__
-from ..inference import SlicePredictor, network_spacing, normalise_intensity, resample_to_spacing, slice_axis
+from ..inference import (
+    SlicePredictor,
+    network_spacing,
+    normalise_intensity,
+    resample_to_spacing,
+    slice_axis,
+    with_context,
+)
 from ..io import read_image
-from ..metrics import dice
+from ..metrics import annotated_range, dice
 from ..models.registry import ModelSpec, save_weights
 from ..models.unet import UNet2D
 from ..orientation import canonical_array, to_canonical
@@ -44,6 +51,7 @@ DEFAULT_SPEC = ModelSpec(
     in_plane_spacing_mm=(0.5, 1.0),
     percentiles=(0.5, 99.5),
     labels={1: "Spinal cord"},
+    context_slices=1,
     contrasts=("T2w", "T2starw", "T1w", "MT"),
 )
 
@@ -65,15 +73,16 @@ def prepare_slices(case: Case, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]
 class PatchSampler:
     """Draws square patches: a volume uniformly, then a slice (mostly one with cord), then a crop."""
 
-    def __init__(self, volumes, patch_size: int = 160, cord_fraction: float = 0.85):
+    def __init__(self, volumes, patch_size: int = 128, cord_fraction: float = 0.85, context_slices: int = 0):
         self.volumes = volumes
+        self.context = context_slices
         self.patch = patch_size
         self.cord_fraction = cord_fraction
         self.cord_slices = [np.flatnonzero(masks.any(axis=(1, 2))) for _, masks in volumes]
 
     def sample(self, batch_size: int, rng: np.random.Generator):
-        images = np.zeros((batch_size, 1, self.patch, self.patch), np.float32)
-        masks = np.zeros_like(images)
+        images = np.zeros((batch_size, 2 * self.context + 1, self.patch, self.patch), np.float32)
+        masks = np.zeros((batch_size, 1, self.patch, self.patch), np.float32)
         for b in range(batch_size):
             v = rng.integers(len(self.volumes))
             volume_images, volume_masks = self.volumes[v]
@@ -81,12 +90,12 @@ class PatchSampler:
             s = rng.choice(self.cord_slices[v]) if with_cord else rng.integers(len(volume_images))
             top, left = self._corner(volume_masks[s], with_cord, rng)
             crop = (slice(max(top, 0), top + self.patch), slice(max(left, 0), left + self.patch))
-            piece = volume_images[s][crop]
+            piece = with_context(volume_images, np.array([s]), self.context)[0][(slice(None), *crop)]
             dst = (
-                slice(max(-top, 0), max(-top, 0) + piece.shape[0]),
-                slice(max(-left, 0), max(-left, 0) + piece.shape[1]),
+                slice(max(-top, 0), max(-top, 0) + piece.shape[1]),
+                slice(max(-left, 0), max(-left, 0) + piece.shape[2]),
             )
-            images[b, 0][dst] = piece
+            images[b][(slice(None), *dst)] = piece
             masks[b, 0][dst] = volume_masks[s][crop]
         return torch.from_numpy(images), torch.from_numpy(masks)
 
@@ -119,6 +128,8 @@ def validate(model: UNet2D, spec: ModelSpec, cases: list[Case]) -> list[dict]:
         probability = canonical_array(predictor.probability(canonical))
         prediction = clean_cord_mask(probability, spec.threshold)
         truth = canonical_array(to_canonical(read_image(case.mask))) > 0.5
+        labelled = annotated_range(truth)
+        labelled = annotated_range(truth)
         results.append(
             {
                 "image": case.image.name,
@@ -126,25 +137,30 @@ def validate(model: UNet2D, spec: ModelSpec, cases: list[Case]) -> list[dict]:
                 "group": case.group,
                 "plane": case.plane,
                 "dice": round(dice(prediction, truth), 4),
+                "dice_annotated_slices": round(dice(prediction[labelled], truth[labelled]), 4),
             }
         )
     return results
 
 
 def _copy_for_inference(model: UNet2D) -> UNet2D:
-    copy = UNet2D(channels=model.channels)
+    copy = UNet2D(in_channels=model.in_channels, channels=model.channels)
     copy.load_state_dict(model.state_dict())
     return copy.eval()
 
 
 def summarise(results: list[dict]) -> dict:
     """Median and per-case Dice per dataset/contrast group."""
-    groups: dict[str, list[float]] = {}
+    groups: dict[str, list[dict]] = {}
     for result in results:
-        groups.setdefault(result["group"], []).append(result["dice"])
+        groups.setdefault(result["group"], []).append(result)
     return {
-        group: {"n": len(values), "median_dice": round(statistics.median(values), 4)}
-        for group, values in sorted(groups.items())
+        group: {
+            "n": len(rows),
+            "median_dice": round(statistics.median(r["dice"] for r in rows), 4),
+            "median_dice_annotated_slices": round(statistics.median(r["dice_annotated_slices"] for r in rows), 4),
+        }
+        for group, rows in sorted(groups.items())
     }
 
 
@@ -165,8 +181,10 @@ def train(
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     train_cases = [case for case in cases if case.split == "train"]
     val_cases = [case for case in cases if case.split == "val"]
-    sampler = PatchSampler([prepare_slices(case, spec) for case in train_cases], patch_size)
-    model = UNet2D(channels=spec.channels)
+    sampler = PatchSampler(
+        [prepare_slices(case, spec) for case in train_cases], patch_size, context_slices=spec.context_slices
+    )
+    model = UNet2D(in_channels=spec.in_channels, channels=spec.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=iterations, pct_start=0.05)
     history, started = [], time.perf_counter()
@@ -216,7 +234,12 @@ def _write_model(model, spec, out_dir, cases, results, history, settings) -> dic
         "task": spec.task,
         "weights": spec.weights,
         "sha256": sha256,
-        "architecture": {"type": "UNet2D", "channels": list(spec.channels), "in_channels": 1, "out_channels": 1},
+        "architecture": {
+            "type": "UNet2D",
+            "channels": list(spec.channels),
+            "in_channels": spec.in_channels,
+            "out_channels": 1,
+        },
         "preprocessing": {
             "orientation": "LAS (SCT RPI)",
             "slice_axis": "coarsest spacing, then fewest voxels",
