@@ -90,13 +90,17 @@ def run_on_cluster(client, cases: list[Case], out_dir: Path, task: str, device: 
     futures = client.map(process, cases, pure=False)
     case_of = {future.key: case for future, case in zip(futures, cases, strict=True)}
     for future in as_completed(futures):
-        case = case_of[future.key]
-        try:
-            yield future.result()
-        except Exception as error:  # a worker died on this case (KilledWorker) or the cluster failed it
-            yield CaseOutcome(case.case_id, str(case.image), "failed", f"the worker failed: {_describe(error)}")
-        finally:
-            future.release()
+        yield outcome_of(future, case_of[future.key])
+
+
+def outcome_of(future, case: Case) -> CaseOutcome:
+    """The case's outcome; a failure of the worker itself (it died on this case: KilledWorker) counts too."""
+    try:
+        return future.result()
+    except Exception as error:
+        return CaseOutcome(case.case_id, str(case.image), "failed", f"the worker failed: {_describe(error)}")
+    finally:
+        future.release()  # the scheduler can forget the result now
 
 
 def run_case(case: Case, out_dir: Path, task: str, device: str) -> CaseOutcome:
