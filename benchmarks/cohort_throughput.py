@@ -108,15 +108,19 @@ def killed_and_restarted(cohort: Path, out: Path, ids: list[str], workers: int =
     }
 
 
+def training_running() -> bool:
+    """A model training on the same CPU would make every figure here meaningless: say so in the result."""
+    return bool(subprocess.run(["pgrep", "-f", "train_cord.py"], capture_output=True, text=True).stdout.split())
+
+
 def machine() -> dict:
-    training = subprocess.run(["pgrep", "-f", "train_cord.py"], capture_output=True, text=True).stdout.split()
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "competing_training_process": bool(training),
+        "competing_training_process": training_running(),
     }
 
 
@@ -161,6 +165,8 @@ def main() -> None:
             if steady and run["steady_cases_per_minute"]:
                 run["steady_speed_up_vs_first"] = round(run["steady_cases_per_minute"] / steady, 2)
         report["killed_and_restarted"] = killed_and_restarted(cohort, Path(tmp) / "out-killed", ids)
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["competing_training_process"] |= training_running()
     report["note"] = caveat(report)
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(report, indent=2) + "\n")
