@@ -18,11 +18,10 @@ import os
 import statistics
 from pathlib import Path
 
-import SimpleITK as sitk
-
 from spineai.io import read_image
-from spineai.metrics import dice, iou, precision, recall
+from spineai.metrics import annotated_range, dice, iou, precision, recall
 from spineai.models.registry import model_for_task
+from spineai.orientation import canonical_array, to_canonical
 from spineai.pipeline import segment
 from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
 
@@ -30,26 +29,29 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def evaluate(case) -> dict:
-    prediction = sitk.GetArrayFromImage(segment(read_image(case.image), device="cpu").mask) > 0
-    truth = sitk.GetArrayFromImage(read_image(case.mask)) > 0.5
-    return {
+    """Metrics over the whole scan, and over the axial slices the annotator labelled."""
+    image = read_image(case.image)
+    prediction = canonical_array(to_canonical(segment(image, device="cpu").mask)) > 0
+    truth = canonical_array(to_canonical(read_image(case.mask))) > 0.5
+    labelled = annotated_range(truth)
+    row = {
         "scan": str(case.image).split("data/")[-1],
         "subject": case.subject,
         "split": case.split,
         "dataset": case.dataset,
         "contrast": case.contrast,
         "plane": case.plane,
-        **{
-            name: round(metric(prediction, truth), 4)
-            for name, metric in (("dice", dice), ("iou", iou), ("precision", precision), ("recall", recall))
-        },
     }
+    for name, metric in (("dice", dice), ("iou", iou), ("precision", precision), ("recall", recall)):
+        row[name] = round(metric(prediction, truth), 4)
+    row["dice_annotated_slices"] = round(dice(prediction[labelled], truth[labelled]), 4)
+    return row
 
 
 def medians(rows: list[dict]) -> list[dict]:
-    groups: dict[tuple, list[float]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["split"], row["dataset"], row["contrast"], row["plane"]), []).append(row["dice"])
+        groups.setdefault((row["split"], row["dataset"], row["contrast"], row["plane"]), []).append(row)
     return [
         {
             "split": k[0],
@@ -57,7 +59,8 @@ def medians(rows: list[dict]) -> list[dict]:
             "contrast": k[2],
             "plane": k[3],
             "n": len(v),
-            "median_dice": round(statistics.median(v), 4),
+            "median_dice": round(statistics.median(r["dice"] for r in v), 4),
+            "median_dice_annotated_slices": round(statistics.median(r["dice_annotated_slices"] for r in v), 4),
         }
         for k, v in sorted(groups.items())
     ]
@@ -72,9 +75,11 @@ def main() -> None:
     report = {"model": spec.name, "sha256": spec.sha256, "cases": rows, "summary": medians(rows)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cord_accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
-    print_table(["split", "dataset", "contrast", "plane", "n", "median_dice"], report["summary"])
+    print_table(
+        ["split", "dataset", "contrast", "plane", "n", "median_dice", "median_dice_annotated_slices"], report["summary"]
+    )
     print()
-    print_table(["scan", "split", "dice", "iou", "precision", "recall"], rows)
+    print_table(["scan", "split", "dice", "dice_annotated_slices", "iou", "precision", "recall"], rows)
 
 
 def print_table(columns: list[str], rows: list[dict]) -> None:
