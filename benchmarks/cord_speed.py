@@ -28,7 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from spineai.inference import network_spacing, normalise_intensity, resample_to_spacing, slice_axis
+from spineai.inference import network_spacing, normalise_intensity, resample_to_spacing, slice_axis, with_context
 from spineai.io import OutputSet, read_image
 from spineai.orientation import to_canonical
 from spineai.pipeline import predictor_for, segment
@@ -80,10 +80,11 @@ def network_slices(scan: Path) -> tuple[torch.Tensor, object]:
     return np.moveaxis(volume, axis, 0), predictor
 
 
-def monai_sliding_window(slices: np.ndarray, model, roi: int, overlap: float, mode: str) -> None:
+def monai_sliding_window(slices: np.ndarray, model, context: int, roi: int, overlap: float, mode: str) -> None:
+    """MONAI's patch-based inference of the same 2.5D network on the same slices (with their neighbours)."""
     from monai.inferers import sliding_window_inference
 
-    inputs = torch.from_numpy(np.ascontiguousarray(slices))[:, None]
+    inputs = torch.from_numpy(with_context(slices, np.arange(len(slices)), context))
     with torch.inference_mode():
         for start in range(0, len(inputs), 8):
             sliding_window_inference(inputs[start : start + 8], (roi, roi), 8, model, overlap=overlap, mode=mode)
@@ -120,10 +121,11 @@ def main() -> None:
     ours, ours_runs = median_seconds(lambda: predictor._predict_slices(slices, None, None), args.runs)
     report["inference_spineai_s"], report["inference_spineai_runs_s"] = ours, ours_runs
     report["baselines"] = []
+    context = predictor.spec.context_slices
     for roi, overlap, mode in [(128, 0.25, "constant"), (128, 0.5, "gaussian")]:
         model = predictor.model.to(memory_format=torch.contiguous_format)
         seconds, runs = median_seconds(
-            lambda m=model, r=roi, o=overlap, w=mode: monai_sliding_window(slices, m, r, o, w), args.runs
+            lambda m=model, r=roi, o=overlap, w=mode: monai_sliding_window(slices, m, context, r, o, w), args.runs
         )
         predictor.model.to(memory_format=torch.channels_last)
         report["baselines"].append(
