@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -250,3 +251,44 @@ def test_batch_runs_on_an_existing_dask_cluster(tmp_path, data_dir):
         assert len(cluster.scheduler.workers) == 1  # the cluster is left running for its owner
     (summary,) = read_csv(tmp_path / "out/cord_summary.csv")
     assert summary["case_id"] == "mt0"
+
+
+def write_huge_sparse_nifti(path: Path, slices: int) -> None:
+    """A valid 512 x 512 x ``slices`` int16 NIfTI written in no time: two real slices, the header's
+    slice count raised, the file extended with zeros (sparse on disk)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    start = np.zeros((2, 512, 512), np.int16)
+    start[1, 256, 256] = 1  # not a constant image, so it passes the first checks
+    sitk.WriteImage(sitk.GetImageFromArray(start), str(path))
+    with open(path, "r+b") as handle:
+        header = bytearray(handle.read(352))
+        assert struct.unpack("<8h", header[40:56])[:4] == (3, 512, 512, 2)
+        header[46:48] = struct.pack("<h", slices)  # dim[3]
+        handle.seek(0)
+        handle.write(header)
+        handle.truncate(352 + 512 * 512 * slices * 2)
+
+
+def test_a_case_that_kills_its_worker_fails_alone(tmp_path, data_dir):
+    """A scan too large for the worker's memory limit: Dask's nanny kills the worker mid-case. That
+    case is reported as failed; the other cases run on the restarted worker."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    (tmp_path / "scans").mkdir()
+    for name in ("b_mt0", "c_mt0", "d_mt0"):
+        (tmp_path / "scans" / f"{name}.nii.gz").symlink_to(data_dir / GOOD_SCANS["mt0"])
+    write_huge_sparse_nifti(tmp_path / "scans" / "a_huge.nii", slices=1000)  # 512 x 512 x 1000 int16: 500 MB
+    with (
+        # No retry of the killing case (Dask's default retries it 3 times), and, as spineai's own
+        # local cluster does, one case per worker at a time, so only the killing case is blamed.
+        dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}),
+        LocalCluster(n_workers=1, threads_per_worker=1, memory_limit="1.2GB", dashboard_address=":0") as cluster,
+    ):
+        code, printed = batch(tmp_path / "scans", "--out", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+    assert code == 1 and "3 done" in printed, printed
+    (failure,) = read_csv(tmp_path / "out/failures.csv")
+    assert failure["case_id"] == "a_huge" and "the worker failed: KilledWorker" in failure["error"]
+    assert [row["case_id"] for row in read_csv(tmp_path / "out/cord_summary.csv")] == ["b_mt0", "c_mt0", "d_mt0"]

@@ -156,6 +156,7 @@ def _describe(error: BaseException) -> str:
 def dask_client(workers: int | None, scheduler: str | None, pending: int):
     """A Dask client: on ``scheduler`` if given, else on a local cluster of single-threaded processes."""
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise SpineAIError("spineai batch needs Dask: pip install 'spineai[cohort]'") from None
@@ -166,6 +167,9 @@ def dask_client(workers: int | None, scheduler: str | None, pending: int):
     count = max(1, min(workers or os.cpu_count() or 1, pending))  # more workers than cases only costs start-up
     with (
         _quiet_dask_logs(),
+        # One case per worker thread at a time, none queued on the worker: when a case kills its
+        # worker (out of memory), Dask blames every task the worker held, so hold only that one.
+        dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
         LocalCluster(
             n_workers=count,
             threads_per_worker=1,
