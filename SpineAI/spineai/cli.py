@@ -102,7 +102,7 @@ def run_segment(args) -> None:
     bar, update = _progress_bar(f"{args.task} {args.image.name}")
     with bar:
         written = segment_file(args.image, args.out, args.task, args.device, update, args.levels, args.dicom_seg)
-    if not json.loads(written["sidecar"].read_text())["cord_found"]:
+    if not json.loads(written["sidecar"].read_text(encoding="utf-8"))["cord_found"]:
         print(
             f"spineai: warning: {args.image}: no spinal cord found; the mask is empty and the table has no rows",
             file=sys.stderr,
@@ -133,7 +133,7 @@ def run_demo(args) -> None:
         sitk.GetArrayFromImage(sitk.ReadImage(str(written["mask"]))),
         sitk.GetArrayFromImage(sitk.ReadImage(str(T2_CORD_MANUAL))) > 0,
     )
-    seconds = json.loads(written["sidecar"].read_text())["seconds"]
+    seconds = json.loads(written["sidecar"].read_text(encoding="utf-8"))["seconds"]
     print(f"SpineAI demo: segmented the bundled cervical T2 in {seconds:.2f} s; Dice vs manual mask {overlap:.3f}")
     for kind, path in written.items():
         print(f"  {kind:<13}{path}")

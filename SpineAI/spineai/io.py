@@ -310,7 +310,7 @@ class OutputSet:
         return self.path(name)
 
     def write_json(self, data: dict, name: str) -> Path:
-        self._temporary(name).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        self._temporary(name).write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
         return self.path(name)
 
     def write_bytes(self, data: bytes, name: str) -> Path:
@@ -320,7 +320,7 @@ class OutputSet:
 
     def write_csv(self, rows: list[dict], name: str, columns: list[str] | None = None) -> Path:
         columns = columns or (list(rows[0]) if rows else [])
-        with open(self._temporary(name), "w", newline="") as handle:
+        with open(self._temporary(name), "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)

@@ -62,7 +62,9 @@ def chromium() -> str:
 
 def browse(page: Path, profile: Path, *options: str, query: str = "") -> str:
     command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000", *options]
-    result = subprocess.run([*command, page.as_uri() + query], capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [*command, page.as_uri() + query], capture_output=True, text=True, encoding="utf-8", timeout=180
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -87,14 +89,14 @@ def fake_finished_case(folder: Path, image: sitk.Image, mask: sitk.Image) -> Pat
     folder.mkdir(parents=True)
     sitk.WriteImage(image, str(folder.parent / "scan.nii.gz"))
     sitk.WriteImage(mask, str(folder / "scan_cord_seg.nii.gz"))
-    (folder / "scan_cord_morphometry.csv").write_text("Slice (I->S)\n")
+    (folder / "scan_cord_morphometry.csv").write_text("Slice (I->S)\n", encoding="utf-8")
     sidecar = {
         "input": str(folder.parent / "scan.nii.gz"),
         "created": "now",
         "model_sha256": "x",
         "outputs": {"mask": "scan_cord_seg.nii.gz", "per_slice": "scan_cord_morphometry.csv"},
     }
-    (folder / "scan_cord_seg.json").write_text(json.dumps(sidecar))
+    (folder / "scan_cord_seg.json").write_text(json.dumps(sidecar), encoding="utf-8")
     return folder / "scan_cord_seg.json"
 
 
@@ -156,7 +158,7 @@ def test_page_renders_every_case_and_keyboard_marks_export_to_csv(batch_out, tmp
     page = batch_out / "qc" / "index.html"
     dom = browse(page, tmp_path / "profile", "--dump-dom", query="?selftest=keys")
     result = json.loads(dom_text(dom, "selftest-result"))
-    order = [c["case_id"] for c in json.loads((batch_out / "cohort.json").read_text())["cases"]]
+    order = [c["case_id"] for c in json.loads((batch_out / "cohort.json").read_text(encoding="utf-8"))["cases"]]
     assert [visit["id"] for visit in result["visits"]] == order == ["broken", "mt0", "t2"]
     for visit in result["visits"]:
         expected = 0 if visit["id"] == "broken" else 4  # mid-sagittal + 3 axial; none for a failed case
@@ -172,7 +174,7 @@ def test_page_renders_every_case_and_keyboard_marks_export_to_csv(batch_out, tmp
 
 
 def test_page_is_self_contained(batch_out):
-    page = (batch_out / "qc" / "index.html").read_text()
+    page = (batch_out / "qc" / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "http://" not in page and "https://" not in page
     assert "the file is truncated or corrupt" in page  # the failed case carries its error
@@ -187,7 +189,7 @@ def test_qc_command_rebuilds_the_report_and_its_pictures(batch_out, tmp_path, ca
     for case_id in ("t2", "mt0"):
         names = sorted(p.name for p in (out / "qc" / case_id).glob("*.png"))
         assert len(names) == 8  # 4 views, each plain and with the mask overlay
-    assert '"id": "broken"' in (out / "qc" / "index.html").read_text()
+    assert '"id": "broken"' in (out / "qc" / "index.html").read_text(encoding="utf-8")
 
 
 def test_screenshot_shows_the_selected_case(batch_out, tmp_path):

@@ -89,7 +89,7 @@ def summary_columns(summaries: list[dict]) -> list[str]:
 
 
 def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -66,7 +66,7 @@ def find_finished_sidecar(case_dir: Path, task: str) -> dict | None:
 
 def read_finished_sidecar(path: Path) -> dict | None:
     try:
-        sidecar = json.loads(Path(path).read_text())
+        sidecar = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     outputs = sidecar.get("outputs") if isinstance(sidecar, dict) else None
@@ -81,6 +81,6 @@ def read_manifest(out_dir: Path) -> dict:
     """The latest run's manifest; for a folder without one, every sub-folder with a sidecar is a case."""
     path = Path(out_dir) / MANIFEST
     if path.is_file():
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     folders = sorted(p for p in Path(out_dir).iterdir() if p.is_dir() and p.name != QC_FOLDER)
     return {"task": "cord", "cases": [{"case_id": p.name, "image": "", "levels": ""} for p in folders]}

@@ -224,7 +224,7 @@ def read_failures(out_dir: Path) -> list[dict]:
     path = Path(out_dir) / FAILURES
     if not path.is_file():
         return []
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -57,7 +57,9 @@ def render_case_views(sidecar_path, out_dir, case_id: str) -> list[dict]:
         write_png(target / f"{name}_seg.png", overlay(grey, plane_mask))
         views.append({"name": name, "caption": caption, "plain": f"{name}.png", "overlay": f"{name}_seg.png"})
     record = {"sidecar_created": sidecar.get("created"), "model_sha256": sidecar.get("model_sha256"), "views": views}
-    (target / VIEWS_RECORD).write_text(json.dumps(record, indent=1))  # written last: marks the set complete
+    (target / VIEWS_RECORD).write_text(
+        json.dumps(record, indent=1), encoding="utf-8"
+    )  # written last: marks the set complete
     return views
 
 
@@ -198,7 +200,7 @@ def current_views(out_dir: Path, case_id: str, sidecar: dict) -> list[dict]:
     """The case's pictures, re-rendered when missing or drawn from an older result."""
     target = out_dir / QC_FOLDER / case_id
     try:
-        record = json.loads((target / VIEWS_RECORD).read_text())
+        record = json.loads((target / VIEWS_RECORD).read_text(encoding="utf-8"))
         fresh = record["sidecar_created"] == sidecar.get("created") and record["model_sha256"] == sidecar.get(
             "model_sha256"
         )

@@ -36,7 +36,7 @@ class Case:
 
 def read_manifest(manifest: Path, data_root: Path) -> list[Case]:
     """Cases of a manifest, paths resolved against ``data_root``; checks files and the subject split."""
-    with open(manifest, newline="") as handle:
+    with open(manifest, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     missing_columns = set(COLUMNS) - set(rows[0] if rows else ())
     if missing_columns:

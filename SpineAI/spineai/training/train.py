@@ -252,7 +252,7 @@ def _write_model(model, spec, out_dir, cases, results, history, settings) -> dic
         "contrasts": list(spec.contrasts),
         "engine_version": __version__,
     }
-    (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     metrics = {
         "training": settings,
         "train_cases": [
@@ -263,5 +263,5 @@ def _write_model(model, spec, out_dir, cases, results, history, settings) -> dic
         "history": history,
         "model": {k: v for k, v in asdict(spec).items() if k != "folder"},
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
     return metrics
