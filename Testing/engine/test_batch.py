@@ -48,9 +48,8 @@ def read_csv(path: Path) -> list[dict]:
 
 def sidecar_state(out_dir: Path) -> dict[str, tuple[int, str]]:
     """Each finished case's sidecar: (modification time in ns, content)."""
-    return {
-        path.parent.name: (path.stat().st_mtime_ns, path.read_text()) for path in sorted(out_dir.glob("*/*_seg.json"))
-    }
+    sidecars = sorted(out_dir.glob("*/[!.]*_seg.json"))  # "[!.]": not a temporary .partial-* file
+    return {path.parent.name: (path.stat().st_mtime_ns, path.read_text()) for path in sidecars}
 
 
 def link_good_scans(data_dir: Path, folder: Path) -> Path:
@@ -129,7 +128,7 @@ def test_deleting_one_sidecar_reruns_only_that_case(cohort, tmp_path):
 
 
 def finished_cases(out_dir: Path) -> set[str]:
-    return {path.parent.name for path in out_dir.glob("*/*_cord_seg.json")}
+    return {path.parent.name for path in out_dir.glob("*/[!.]*_cord_seg.json")}  # not .partial-* files
 
 
 def test_a_killed_run_finishes_on_restart_with_every_case_once(data_dir, tmp_path):
@@ -292,3 +291,15 @@ def test_a_case_that_kills_its_worker_fails_alone(tmp_path, data_dir):
     (failure,) = read_csv(tmp_path / "out/failures.csv")
     assert failure["case_id"] == "a_huge" and "the worker failed: KilledWorker" in failure["error"]
     assert [row["case_id"] for row in read_csv(tmp_path / "out/cord_summary.csv")] == ["b_mt0", "c_mt0", "d_mt0"]
+
+
+def test_a_sidecar_left_half_renamed_by_a_kill_is_not_a_finished_case(cohort, tmp_path):
+    """Killed between renaming the mask and renaming the sidecar: the sidecar is still a .partial-*
+    file. That case is not finished: the tables leave it out (and the next run redoes it)."""
+    from spineai.cohort.aggregate import aggregate_cohort
+
+    out = tmp_path / "results"
+    shutil.copytree(cohort["out"], out)
+    (out / "t2s" / "t2s_cord_seg.json").rename(out / "t2s" / ".partial-99-t2s_cord_seg.json")
+    aggregate_cohort(out, "cord")
+    assert sorted(r["case_id"] for r in read_csv(out / "cord_summary.csv")) == sorted(set(GOOD_SCANS) - {"t2s"})

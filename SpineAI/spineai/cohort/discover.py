@@ -106,7 +106,7 @@ def cases_from_bids(root: Path) -> list[Case]:
         path
         for pattern in ("sub-*/anat/*", "sub-*/ses-*/anat/*")
         for path in root.glob(pattern)
-        if path.is_file() and path.name.lower().endswith((".nii", ".nii.gz"))
+        if path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")) and not path.name.startswith(".")
     )
     ids = unique_ids([bids_case_id(path) for path in images])
     return [Case(case_id, path) for case_id, path in zip(ids, images, strict=True)]

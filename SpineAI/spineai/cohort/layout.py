@@ -57,7 +57,8 @@ def finished_sidecar(case_dir: Path, case: Case, task: str) -> dict | None:
 def find_finished_sidecar(case_dir: Path, task: str) -> dict | None:
     """The finished sidecar in ``case_dir`` without knowing the image name (report and aggregation)."""
     suffix = TASKS[task].output_suffix
-    for path in sorted(Path(case_dir).glob(f"*_{suffix}.json")):
+    # "[!.]": not a temporary ".partial-*" file that a killed run left beside the real outputs.
+    for path in sorted(Path(case_dir).glob(f"[!.]*_{suffix}.json")):
         sidecar = read_finished_sidecar(path)
         if sidecar is not None:
             return sidecar
