@@ -66,6 +66,8 @@ def timed_batch(cohort: Path, out: Path, workers: int) -> dict:
         raise SystemExit(f"spineai batch failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     new = sorted(t for k, t in finished(out).items() if before.get(k) != t)
     record = {"workers": workers, "seconds": round(seconds, 2), "summary": summary_line(done.stdout)}
+    # Our own processes load the machine up to about workers + 0.5; much more means someone else ran too.
+    record["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     if new:
         record["first_case_done_after_s"] = round((new[0] - started_wall) / 1e9, 2)
         record["last_case_done_after_s"] = round((new[-1] - started_wall) / 1e9, 2)
@@ -79,11 +81,11 @@ def summary_line(printed: str) -> str:
 
 def finished(out: Path) -> dict[str, int]:
     """Case id -> sidecar modification time (ns) of every finished case."""
-    return {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/*_cord_seg.json")}
+    return {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/[!.]*_cord_seg.json")}  # not .partial-*
 
 
 def case_seconds(out: Path) -> list[float]:
-    return [json.loads(p.read_text())["seconds"] for p in out.glob("*/*_cord_seg.json")]
+    return [json.loads(p.read_text())["seconds"] for p in out.glob("*/[!.]*_cord_seg.json")]
 
 
 def killed_and_restarted(cohort: Path, out: Path, ids: list[str], workers: int = 2) -> dict:
