@@ -30,6 +30,8 @@ from .png import write_png
 SAGITTAL_LONG_SIDE_PX = 360
 AXIAL_SIDE_PX = 180
 AXIAL_FIELD_MM = 40.0  # wide enough for cord + canal at any level, small enough to see the contour
+SAGITTAL_FIELD_MM = 80.0  # front to back: vertebral bodies, canal and posterior elements
+MIN_SHORT_SIDE_PX, MAX_LONG_SIDE_PX = 120, 720
 WINDOW_PERCENTILES = (0.5, 99.5)
 FILL_RGB, FILL_ALPHA = np.array([255, 40, 40], float), 0.3
 CONTOUR_RGB = np.array([255, 230, 0], np.uint8)
@@ -77,8 +79,11 @@ def case_planes(image: np.ndarray, mask: np.ndarray, spacing):
     pz, py, px = spacing
     centre = np.argwhere(mask).mean(axis=0) if mask.any() else (np.array(image.shape) - 1) / 2
     x_mid = int(round(centre[2]))
-    # Sagittal: rows superior -> inferior, columns anterior -> posterior.
-    yield ("sagittal", f"sagittal, x = {x_mid}", image[::-1, ::-1, x_mid], mask[::-1, ::-1, x_mid], (pz, py),
+    # Sagittal: rows superior -> inferior, columns anterior -> posterior, cropped front to back
+    # around the cord (the whole height is kept: the cord's full length is what is checked).
+    plane, plane_mask = image[::-1, ::-1, x_mid], mask[::-1, ::-1, x_mid]
+    cols = centred_window(plane.shape[1] - 1 - centre[1], plane.shape[1], SAGITTAL_FIELD_MM / py)
+    yield ("sagittal", f"sagittal, x = {x_mid}", plane[:, cols], plane_mask[:, cols], (pz, py),
            SAGITTAL_LONG_SIDE_PX)  # fmt: skip
     for index, z in enumerate(axial_slice_indices(mask)):
         # Axial: rows anterior -> posterior, columns patient's right -> left (radiological view).
@@ -101,12 +106,17 @@ def crop_window(plane_mask: np.ndarray, centre, shape, pixel_mm) -> tuple[slice,
         row, col = np.argwhere(plane_mask).mean(axis=0)
     else:
         row, col = shape[0] - 1 - centre[1], centre[2]  # rows of the plane run anterior -> posterior
-    windows = []
-    for middle, size, mm in ((row, shape[0], pixel_mm[0]), (col, shape[1], pixel_mm[1])):
-        half = max(1, int(round(AXIAL_FIELD_MM / mm / 2)))
-        start = int(np.clip(round(middle) - half, 0, max(size - 2 * half, 0)))
-        windows.append(slice(start, min(start + 2 * half, size)))
-    return windows[0], windows[1]
+    return (
+        centred_window(row, shape[0], AXIAL_FIELD_MM / pixel_mm[0]),
+        centred_window(col, shape[1], AXIAL_FIELD_MM / pixel_mm[1]),
+    )
+
+
+def centred_window(middle: float, size: int, width_px: float) -> slice:
+    """``width_px`` pixels centred on ``middle``, shifted (not shrunk) to stay inside 0..size."""
+    half = max(1, int(round(width_px / 2)))
+    start = int(np.clip(round(middle) - half, 0, max(size - 2 * half, 0)))
+    return slice(start, min(start + 2 * half, size))
 
 
 def greyscale(plane: np.ndarray, window) -> np.ndarray:
@@ -116,10 +126,13 @@ def greyscale(plane: np.ndarray, window) -> np.ndarray:
 
 
 def display_shape(shape, pixel_mm, long_side: int) -> tuple[int, int]:
-    """Output size with square pixels in mm (true anatomy proportions), longest side ``long_side``."""
+    """Output size with square pixels in mm (true anatomy proportions): longest side ``long_side``,
+    unless the short side would then be under MIN_SHORT_SIDE_PX (a 16 mm sagittal strip of an axial
+    acquisition): then the short side sets the scale, the long one up to MAX_LONG_SIDE_PX."""
     height_mm, width_mm = shape[0] * pixel_mm[0], shape[1] * pixel_mm[1]
-    mm_per_px = max(height_mm, width_mm) / long_side
-    return max(1, int(round(height_mm / mm_per_px))), max(1, int(round(width_mm / mm_per_px)))
+    px_per_mm = max(long_side / max(height_mm, width_mm), MIN_SHORT_SIDE_PX / min(height_mm, width_mm))
+    px_per_mm = min(px_per_mm, MAX_LONG_SIDE_PX / max(height_mm, width_mm))
+    return max(1, int(round(height_mm * px_per_mm))), max(1, int(round(width_mm * px_per_mm)))
 
 
 def resize_nearest(array: np.ndarray, shape) -> np.ndarray:
