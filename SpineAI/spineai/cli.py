@@ -16,7 +16,7 @@ from . import __version__
 from .cohort.command import add_batch_command
 from .dicom.command import add_pacs_command
 from .errors import SpineAIError
-from .pipeline import TASKS
+from .tasks import TASKS
 
 EXIT_USER_ERROR = 2
 

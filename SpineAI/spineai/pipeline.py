@@ -19,23 +19,11 @@ import SimpleITK as sitk
 from . import __version__
 from .errors import SpineAIError
 from .inference import Progress, ShouldCancel, SlicePredictor
-from .io import OutputSet, check_volume, image_stem, read_image
+from .io import OutputSet, check_volume, read_image
 from .models.registry import load_model, model_for_task
 from .orientation import canonical_array, from_canonical, orientation_code, to_canonical
 from .postprocess import clean_cord_mask
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    name: str
-    title: str
-    segments: list[tuple[int, str]]
-    output_suffix: str
-
-
-TASKS = {
-    "cord": TaskInfo("cord", "Spinal cord segmentation", [(1, "Spinal cord")], "cord_seg"),
-}
+from .tasks import TASKS, TaskInfo, output_names  # noqa: F401 (TaskInfo re-exported for callers)
 
 
 @dataclass
@@ -96,13 +84,6 @@ def geometry_record(image: sitk.Image) -> dict:
         "direction": [round(d, 6) for d in image.GetDirection()],
         "orientation": orientation_code(image),
     }
-
-
-def output_names(image_path, task: str) -> dict[str, str]:
-    """Result file names of ``task`` for ``image_path``: ``<stem>_<task>_seg.nii.gz`` and its sidecar."""
-    stem = image_stem(image_path)
-    suffix = TASKS[task].output_suffix
-    return {"stem": stem, "mask": f"{stem}_{suffix}.nii.gz", "sidecar": f"{stem}_{suffix}.json"}
 
 
 def segment_file(

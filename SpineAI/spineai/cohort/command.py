@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..pipeline import TASKS
+from ..tasks import TASKS
 
 EXIT_SOME_CASES_FAILED = 1
 EXIT_INTERRUPTED = 130

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..pipeline import TASKS, output_names
+from ..tasks import TASKS, output_names
 from .discover import Case
 
 MANIFEST = "cohort.json"
