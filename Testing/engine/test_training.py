@@ -13,7 +13,8 @@ from spineai.models.registry import load_model, model_for_task, sha256_of
 from spineai.pipeline import SlicePredictor
 from spineai.training.augment import augment
 from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
-from spineai.training.train import DEFAULT_SPEC, PatchSampler, prepare_slices
+from spineai.training.data import PatchSampler, prepare_slices
+from spineai.training.train import DEFAULT_SPEC
 
 COLUMNS = ["image", "mask", "subject", "dataset", "contrast", "plane", "split"]
 

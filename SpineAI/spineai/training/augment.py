@@ -62,8 +62,8 @@ def random_resolution_and_noise(images, generator, blur_probability=0.3):
     return out + sigma * torch.randn(out.shape, generator=generator)
 
 
-def augment(images, masks, generator):
+def augment(images, masks, generator, invert_probability=0.2):
     images, masks = random_affine(images, masks, generator)
-    images = random_contrast(images, generator)
+    images = random_contrast(images, generator, invert_probability)
     images = random_resolution_and_noise(images, generator)
     return images.clamp(-0.5, 2.0), masks

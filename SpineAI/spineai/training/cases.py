@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-BUILTIN_MANIFESTS = {"cord": Path(__file__).with_name("cord_cases.csv")}
+BUILTIN_MANIFESTS = {task: Path(__file__).with_name(f"{task}_cases.csv") for task in ("cord", "lesion")}
 COLUMNS = ("image", "mask", "subject", "dataset", "contrast", "plane", "split")
 
 

@@ -18,27 +18,21 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 from torch.nn import functional as F
 
 from .. import __version__
-from ..inference import (
-    SlicePredictor,
-    network_spacing,
-    normalise_intensity,
-    resample_to_spacing,
-    slice_axis,
-    with_context,
-)
+from ..inference import SlicePredictor
 from ..io import read_image
-from ..metrics import annotated_range, dice
+from ..metrics import annotated_range, dice, lesion_detection
 from ..models.registry import ModelSpec, save_weights
 from ..models.unet import UNet2D
 from ..orientation import canonical_array, to_canonical
-from ..postprocess import clean_cord_mask
+from ..postprocess import clean_cord_mask, lesion_label_map
 from .augment import augment
 from .cases import Case
+from .data import PatchSampler, prepare_volume
+from .lesion_data import LesionTrainingSet, synthetic_test_scans
 
 log = logging.getLogger(__name__)
 
@@ -54,63 +48,16 @@ DEFAULT_SPEC = ModelSpec(
     context_slices=1,
     contrasts=("T2w", "T2starw", "T1w", "MT"),
 )
-
-
-def prepare_slices(case: Case, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(images, masks) of shape (slices, H, W) on the network grid, as inference sees them."""
-    image = to_canonical(read_image(case.image))
-    mask = to_canonical(read_image(case.mask))
-    spacing = tuple(reversed(image.GetSpacing()))
-    axis = slice_axis(spacing, image.GetSize()[::-1])
-    target = network_spacing(spacing, axis, spec.in_plane_spacing_mm)
-    image = resample_to_spacing(image, target)
-    mask = resample_to_spacing(sitk.Cast(mask > 0.5, sitk.sitkFloat32), target)
-    images = normalise_intensity(sitk.GetArrayViewFromImage(image), spec.percentiles)
-    masks = (sitk.GetArrayViewFromImage(mask) > 0.5).astype(np.uint8)
-    return np.moveaxis(images, axis, 0), np.moveaxis(masks, axis, 0)
-
-
-class PatchSampler:
-    """Draws square patches: a volume uniformly, then a slice (mostly one with cord), then a crop."""
-
-    def __init__(self, volumes, patch_size: int = 128, cord_fraction: float = 0.85, context_slices: int = 0):
-        self.volumes = volumes
-        self.context = context_slices
-        self.patch = patch_size
-        self.cord_fraction = cord_fraction
-        self.cord_slices = [np.flatnonzero(masks.any(axis=(1, 2))) for _, masks in volumes]
-
-    def sample(self, batch_size: int, rng: np.random.Generator):
-        images = np.zeros((batch_size, 2 * self.context + 1, self.patch, self.patch), np.float32)
-        masks = np.zeros((batch_size, 1, self.patch, self.patch), np.float32)
-        for b in range(batch_size):
-            v = rng.integers(len(self.volumes))
-            volume_images, volume_masks = self.volumes[v]
-            with_cord = len(self.cord_slices[v]) and rng.random() < self.cord_fraction
-            s = rng.choice(self.cord_slices[v]) if with_cord else rng.integers(len(volume_images))
-            top, left = self._corner(volume_masks[s], with_cord, rng)
-            crop = (slice(max(top, 0), top + self.patch), slice(max(left, 0), left + self.patch))
-            piece = with_context(volume_images, np.array([s]), self.context)[0][(slice(None), *crop)]
-            dst = (
-                slice(max(-top, 0), max(-top, 0) + piece.shape[1]),
-                slice(max(-left, 0), max(-left, 0) + piece.shape[2]),
-            )
-            images[b][(slice(None), *dst)] = piece
-            masks[b, 0][dst] = volume_masks[s][crop]
-        return torch.from_numpy(images), torch.from_numpy(masks)
-
-    def _corner(self, mask, with_cord, rng):
-        height, width = mask.shape
-        if with_cord:
-            ys, xs = np.nonzero(mask)
-            i = rng.integers(len(ys))
-            centre = (
-                ys[i] + rng.integers(-self.patch // 4, self.patch // 4 + 1),
-                xs[i] + rng.integers(-self.patch // 4, self.patch // 4 + 1),
-            )
-        else:
-            centre = (rng.integers(height), rng.integers(width))
-        return int(centre[0]) - self.patch // 2, int(centre[1]) - self.patch // 2
+LESION_SPEC = replace(
+    DEFAULT_SPEC,
+    name="spineai-lesion-unet2d",
+    task="lesion",
+    weights="lesion.safetensors",
+    labels={1: "Spinal cord injury lesion"},
+    contrasts=("T2w", "T2starw"),
+)
+SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC}
+LESION_REFRESH_STEPS = 200  # synthetic lesions are re-drawn this often
 
 
 def soft_dice_loss(logits, targets, eps=1.0):
@@ -119,28 +66,46 @@ def soft_dice_loss(logits, targets, eps=1.0):
     return 1 - (2 * intersection + eps) / (probabilities.sum() + targets.sum() + eps)
 
 
-def validate(model: UNet2D, spec: ModelSpec, cases: list[Case]) -> list[dict]:
-    """Dice of each validation scan, segmented whole through the inference path."""
+def validate(model: UNet2D, spec: ModelSpec, cases: list[Case], lesion_scans=None) -> list[dict]:
+    """Per-scan scores on whole held-out scans, segmented through the inference path.
+
+    Cord: Dice against the manual mask. Lesion: Dice and lesion-wise detection on ``lesion_scans``
+    (``lesion_data.synthetic_test_scans``), lesions kept where they touch the true cord, so the
+    score is the lesion network's alone.
+    """
     predictor = SlicePredictor(_copy_for_inference(model), spec, "cpu")
-    results = []
-    for case in cases:
-        canonical = to_canonical(read_image(case.image))
-        probability = canonical_array(predictor.probability(canonical))
-        prediction = clean_cord_mask(probability, spec.threshold)
-        truth = canonical_array(to_canonical(read_image(case.mask))) > 0.5
-        labelled = annotated_range(truth)
-        labelled = annotated_range(truth)
-        results.append(
-            {
-                "image": case.image.name,
-                "subject": case.subject,
-                "group": case.group,
-                "plane": case.plane,
-                "dice": round(dice(prediction, truth), 4),
-                "dice_annotated_slices": round(dice(prediction[labelled], truth[labelled]), 4),
-            }
-        )
-    return results
+    if spec.task == "lesion":
+        return [_score_lesions(predictor, scan) for scan in lesion_scans]
+    return [_score_cord(predictor, case) for case in cases]
+
+
+def _case_record(case: Case) -> dict:
+    return {"image": case.image.name, "subject": case.subject, "group": case.group, "plane": case.plane}
+
+
+def _score_cord(predictor: SlicePredictor, case: Case) -> dict:
+    canonical = to_canonical(read_image(case.image))
+    prediction = clean_cord_mask(canonical_array(predictor.probability(canonical)), predictor.spec.threshold)
+    truth = canonical_array(to_canonical(read_image(case.mask))) > 0.5
+    labelled = annotated_range(truth)
+    return _case_record(case) | {
+        "dice": round(dice(prediction, truth), 4),
+        "dice_annotated_slices": round(dice(prediction[labelled], truth[labelled]), 4),
+    }
+
+
+def _score_lesions(predictor: SlicePredictor, scan) -> dict:
+    probability = canonical_array(predictor.probability(scan.image))
+    prediction = lesion_label_map(scan.cord, probability, predictor.spec.threshold)[0] == 2
+    detection = lesion_detection(prediction, scan.lesion)
+    # Lesion-free copies are reported apart: there only false positives can happen.
+    group = scan.case.group + ("" if scan.lesion.any() else " (lesion-free)")
+    return _case_record(scan.case) | {
+        "group": group,
+        "dice": round(dice(prediction, scan.lesion), 4),
+        "lesion_voxels": int(scan.lesion.sum()),
+        **{key: round(value, 4) for key, value in detection.items()},
+    }
 
 
 def _copy_for_inference(model: UNet2D) -> UNet2D:
@@ -150,16 +115,13 @@ def _copy_for_inference(model: UNet2D) -> UNet2D:
 
 
 def summarise(results: list[dict]) -> dict:
-    """Median and per-case Dice per dataset/contrast group."""
+    """Per dataset/contrast group: the number of scans and the median of every score."""
     groups: dict[str, list[dict]] = {}
     for result in results:
         groups.setdefault(result["group"], []).append(result)
+    scores = [key for key, value in results[0].items() if isinstance(value, float)] if results else []
     return {
-        group: {
-            "n": len(rows),
-            "median_dice": round(statistics.median(r["dice"] for r in rows), 4),
-            "median_dice_annotated_slices": round(statistics.median(r["dice_annotated_slices"] for r in rows), 4),
-        }
+        group: {"n": len(rows)} | {f"median_{key}": round(statistics.median(r[key] for r in rows), 4) for key in scores}
         for group, rows in sorted(groups.items())
     }
 
@@ -176,21 +138,30 @@ def train(
     spec: ModelSpec = DEFAULT_SPEC,
     progress=None,
 ) -> dict:
-    """Train, validate, and write ``<task>.safetensors`` + ``<task>.json`` + ``metrics.json`` to ``out_dir``."""
+    """Train, validate, and write ``<task>.safetensors`` + ``<task>.json`` + ``metrics.json`` to ``out_dir``.
+
+    ``spec`` says the task (``SPECS``). The lesion task trains on synthetic lesions where the
+    cases have no lesion labels (``lesion_data``), never inverting contrast: on T2 a lesion is
+    bright, and that is the signal.
+    """
+    invert_probability = 0.0 if spec.task == "lesion" else 0.2
     torch.manual_seed(seed)
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     train_cases = [case for case in cases if case.split == "train"]
     val_cases = [case for case in cases if case.split == "val"]
-    sampler = PatchSampler(
-        [prepare_slices(case, spec) for case in train_cases], patch_size, context_slices=spec.context_slices
-    )
+    volumes = [prepare_volume(case, spec) for case in train_cases]
+    lesions = LesionTrainingSet(volumes, rng) if spec.task == "lesion" else None
+    lesion_scans = synthetic_test_scans(val_cases) if lesions else None
+    sampler = lesions.sampler(patch_size, spec.context_slices) if lesions else _cord_sampler(volumes, patch_size, spec)
     model = UNet2D(in_channels=spec.in_channels, channels=spec.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=iterations, pct_start=0.05)
     history, started = [], time.perf_counter()
     for step in range(1, iterations + 1):
         model.train()
-        images, masks = augment(*sampler.sample(batch_size, rng), generator)
+        if lesions and step % LESION_REFRESH_STEPS == 0:
+            sampler = lesions.sampler(patch_size, spec.context_slices)
+        images, masks = augment(*sampler.sample(batch_size, rng), generator, invert_probability=invert_probability)
         logits = model(images)
         loss = F.binary_cross_entropy_with_logits(logits, masks) + soft_dice_loss(logits, masks)
         optimiser.zero_grad()
@@ -200,7 +171,7 @@ def train(
         if progress:
             progress(step, iterations, loss.item())
         if step % validate_every == 0 or step == iterations:
-            results = validate(model, spec, val_cases) if val_cases else []
+            results = validate(model, spec, val_cases, lesion_scans) if val_cases else []
             history.append(
                 {
                     "step": step,
@@ -222,6 +193,10 @@ def train(
             )
             metrics = _write_model(model, spec, out_dir, cases, results, history, settings)
     return metrics
+
+
+def _cord_sampler(volumes, patch_size, spec) -> PatchSampler:
+    return PatchSampler([volume.slices() for volume in volumes], patch_size, context_slices=spec.context_slices)
 
 
 def _write_model(model, spec, out_dir, cases, results, history, settings) -> dict:

@@ -1,0 +1,111 @@
+"""Intramedullary lesions synthesised into real cord scans, for training where no real labels exist.
+
+SpineAI's shared data hold real cord masks but no spinal cord injury lesion labels. A lesion is
+painted into a real scan instead: an elongated, irregular region inside the cord that follows the
+cord's course slice by slice, brighter than the cord on T2 (oedema/contusion), with a soft
+partial-volume edge and sometimes a dark core (haemorrhage). Its label is the region where the
+lesion weight is >= 0.5 inside the cord. Everything is in millimetres on canonical arrays
+a[z, y, x] (``spineai.orientation``), so one lesion looks the same on a 0.5 mm axial stack and a
+1 mm sagittal volume, and intensities are relative to the scan's own cord and CSF, so the raw
+scanner scale does not matter.
+
+Models trained this way have never seen a real contusion; the model card says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.special import expit
+
+
+@dataclass(frozen=True)
+class LesionShape:
+    """Size ranges in mm and contrast ranges of the synthesised lesions."""
+
+    length_mm: tuple[float, float] = (4.0, 45.0)  # rostro-caudal extent, drawn log-uniformly
+    radius_mm: tuple[float, float] = (0.8, 5.0)  # in-plane semi-axes (a cord is about 6 x 4.5 mm)
+    contrast: tuple[float, float] = (0.25, 1.0)  # lesion = cord + c * (CSF - cord)
+    haemorrhage_probability: float = 0.25
+    irregularity: float = 0.3  # relative amplitude of the smooth noise that roughens the outline
+
+
+def synthesise_lesions(
+    image: np.ndarray,
+    cord: np.ndarray,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    count: int,
+    shape: LesionShape = LesionShape(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` lesions painted into ``image`` inside ``cord``; returns (image, lesion mask uint8).
+
+    ``image`` float (any scale), ``cord`` 0/1, both a[z, y, x] with ``spacing`` (pz, py, px) mm.
+    Lesions may touch or merge, as real ones do. The input arrays are not modified.
+    """
+    image = image.astype(np.float32, copy=True)
+    lesion = np.zeros(cord.shape, np.uint8)
+    cord = cord > 0
+    slices = np.flatnonzero(cord.any(axis=(1, 2)))
+    if count <= 0 or slices.size == 0:
+        return image, lesion
+    cord_level, csf_level = _reference_intensities(image, cord)
+    for _ in range(count):
+        weight, box = _lesion_weight(cord, spacing, slices, rng, shape)
+        contrast = rng.uniform(*shape.contrast)
+        shift = weight * contrast * (csf_level - cord_level)
+        if rng.random() < shape.haemorrhage_probability:
+            core = np.clip((weight - 0.85) / 0.15, 0, 1)  # the innermost part only
+            shift -= core * (contrast * (csf_level - cord_level) + rng.uniform(0.3, 0.6) * cord_level)
+        image[box] += shift
+        lesion[box] |= (weight >= 0.5).astype(np.uint8)
+    return image, lesion
+
+
+def _reference_intensities(image: np.ndarray, cord: np.ndarray) -> tuple[float, float]:
+    """Median cord intensity and the CSF-like bright level of the ring just around the cord."""
+    cord_level = float(np.median(image[cord]))
+    ring = ndimage.binary_dilation(cord, iterations=3) & ~cord
+    csf_level = float(np.percentile(image[ring], 90)) if ring.any() else cord_level
+    # On T2 the CSF is brighter than the cord; if the ring is not (T1, partial FOV) use a fixed step.
+    return cord_level, max(csf_level, 1.6 * cord_level)
+
+
+def _lesion_weight(cord, spacing, slices, rng, shape: LesionShape):
+    """Soft lesion weight (0..1, zero outside the cord) on a box around a random cord position."""
+    pz, py, px = spacing
+    length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
+    radii = rng.uniform(*shape.radius_mm, size=2)  # (ry, rx) mm
+    z0 = int(rng.choice(slices))
+    half = int(np.ceil(length / 2 / pz)) + 1
+    zs = np.arange(max(z0 - half, 0), min(z0 + half + 1, cord.shape[0]))
+    offset = rng.normal(0, 0.25, size=2) * radii  # off-centre within the cord (e.g. dorsal horns)
+    ys, xs = np.arange(cord.shape[1]), np.arange(cord.shape[2])
+    weight = np.zeros((len(zs), cord.shape[1], cord.shape[2]), np.float32)
+    roughness = _smooth_noise(weight.shape, spacing, rng) * shape.irregularity
+    softness = rng.uniform(0.05, 0.25)
+    for i, z in enumerate(zs):
+        centre = _cord_centre(cord, z)
+        if centre is None:
+            continue
+        dz = (z - z0) * pz / (length / 2)
+        dy = ((ys - centre[0]) * py - offset[0]) / radii[0]
+        dx = ((xs - centre[1]) * px - offset[1]) / radii[1]
+        distance = np.sqrt(dz**2 + dy[:, None] ** 2 + dx[None, :] ** 2) * (1 + roughness[i])
+        weight[i] = expit((1 - distance) / softness)
+    box = (slice(zs[0], zs[-1] + 1), slice(None), slice(None))
+    return weight * cord[box], box
+
+
+def _cord_centre(cord: np.ndarray, z: int):
+    ys, xs = np.nonzero(cord[z])
+    return (ys.mean(), xs.mean()) if ys.size else None
+
+
+def _smooth_noise(shape, spacing, rng, scale_mm: float = 3.0) -> np.ndarray:
+    """Zero-mean, unit-range noise smoothed over ``scale_mm``: an irregular, not jagged, outline."""
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape), [scale_mm / s for s in spacing])
+    peak = np.abs(noise).max()
+    return (noise / peak if peak > 0 else noise).astype(np.float32)
