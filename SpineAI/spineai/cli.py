@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.set_defaults(run=run_segment)
 
-    measure = commands.add_parser("measure", help="cord morphometry of an existing mask")
-    measure.add_argument("mask", type=Path, help="binary cord mask (0/1)")
+    measure = commands.add_parser("measure", help="measurements of an existing (e.g. corrected) mask")
+    measure.add_argument("mask", type=Path, help="cord: binary mask (0/1); lesion: label map (0/1 cord/2 lesion)")
+    measure.add_argument("--task", choices=("cord", "lesion"), default="cord")
     measure.add_argument("--image", type=Path, help="the scan the mask belongs to (geometry check)")
     measure.add_argument("--levels", type=Path, help="vertebral levels: labelled cord mask or disc point labels")
     measure.add_argument("--out", type=Path, required=True)
@@ -112,8 +113,13 @@ def run_segment(args) -> None:
 
 
 def run_measure(args) -> None:
-    from .measure import measure_mask_files
+    from .measure import measure_lesion_file, measure_mask_files
 
+    if args.task == "lesion":
+        written = measure_lesion_file(args.mask, args.out, image_path=args.image)
+        print(written["table"])
+        print(json.dumps(written["flags"]))
+        return
     written = measure_mask_files(args.mask, args.out, image_path=args.image, levels_path=args.levels)
     for path in written.values():
         print(path)
@@ -143,7 +149,7 @@ def run_train(args) -> None:
     import os
 
     from .training.cases import BUILTIN_MANIFESTS, read_manifest
-    from .training.train import train
+    from .training.train import SPECS, train
 
     data = args.data or Path(os.environ.get("SPINEAI_DATA", Path.cwd().parent / "shared" / "data"))
     manifest = args.manifest or BUILTIN_MANIFESTS[args.task]
@@ -154,7 +160,13 @@ def run_train(args) -> None:
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
 
     metrics = train(
-        cases, args.out, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed, progress=progress
+        cases,
+        args.out,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        spec=SPECS[args.task],
+        progress=progress,
     )
     print(json.dumps(metrics["validation_summary"], indent=2))
     print(f"model written to {args.out}")

@@ -22,7 +22,7 @@ from .inference import Progress, ShouldCancel, SlicePredictor
 from .io import OutputSet, check_volume, read_image
 from .models.registry import load_model, model_for_task
 from .orientation import canonical_array, from_canonical, orientation_code, to_canonical
-from .postprocess import clean_cord_mask
+from .postprocess import clean_cord_mask, lesion_label_map
 from .tasks import TASKS, TaskInfo, output_names  # noqa: F401 (TaskInfo re-exported for callers)
 
 
@@ -49,31 +49,56 @@ def segment(
     should_cancel: ShouldCancel | None = None,
     source: str = "input image",
 ) -> SegmentationResult:
-    """Segment ``image`` for ``task``; the mask (uint8) has exactly the input's geometry."""
+    """Segment ``image`` for ``task``; the label map (uint8) has exactly the input's geometry."""
     if task not in TASKS:
         raise SpineAIError(f"unknown task '{task}' (available: {', '.join(TASKS)})")
     check_volume(image, source)
     started = time.perf_counter()
-    predictor = predictor_for(task, device)
     canonical = to_canonical(image)
-    probability = predictor.probability(canonical, progress, should_cancel)
-    mask = clean_cord_mask(canonical_array(probability), predictor.spec.threshold)
-    canonical_mask = sitk.GetImageFromArray(mask)
-    canonical_mask.CopyInformation(canonical)
-    result_mask = from_canonical(canonical_mask, image)
+    labels, predictors, details = SEGMENTERS[task](canonical, device, progress, should_cancel)
+    canonical_labels = sitk.GetImageFromArray(labels)
+    canonical_labels.CopyInformation(canonical)
+    main = predictors[-1]  # the task's own network; the cord network comes first where a task needs it
     sidecar = {
         "engine": "spineai",
         "engine_version": __version__,
         "task": task,
-        "model": predictor.spec.name,
-        "model_sha256": predictor.spec.sha256,
-        "device": str(predictor.device),
+        "model": main.spec.name,
+        "model_sha256": main.spec.sha256,
+        "model_contrasts": list(main.spec.contrasts),
+        "models": [{"task": p.spec.task, "name": p.spec.name, "sha256": p.spec.sha256} for p in predictors],
+        "device": str(main.device),
         "seconds": round(time.perf_counter() - started, 3),
         "labels": {str(value): name for value, name in TASKS[task].segments},
         "input_geometry": geometry_record(image),
-        "voxels_segmented": int(np.count_nonzero(mask)),
+        "voxels_segmented": int(np.count_nonzero(labels)),
+        **details,
     }
-    return SegmentationResult(result_mask, task, TASKS[task].segments, sidecar)
+    return SegmentationResult(from_canonical(canonical_labels, image), task, TASKS[task].segments, sidecar)
+
+
+def segment_cord(canonical: sitk.Image, device, progress=None, should_cancel=None):
+    """Cord mask (0/1, canonical array), the predictors used, and no extra sidecar details."""
+    predictor = predictor_for("cord", device)
+    probability = canonical_array(predictor.probability(canonical, progress, should_cancel))
+    return clean_cord_mask(probability, predictor.spec.threshold), [predictor], {}
+
+
+def segment_lesion(canonical: sitk.Image, device, progress=None, should_cancel=None):
+    """Label map 0/1/2 (cord, lesion): the cord network, then the lesion network inside that cord."""
+    cord, predictors, _ = segment_cord(canonical, device, _stage(progress, 0.0, 0.5), should_cancel)
+    predictor = predictor_for("lesion", device)
+    probability = canonical_array(predictor.probability(canonical, _stage(progress, 0.5, 1.0), should_cancel))
+    labels, dropped = lesion_label_map(cord, probability, predictor.spec.threshold)
+    return labels, predictors + [predictor], {"lesion_voxels_dropped_outside_cord": dropped}
+
+
+SEGMENTERS = {"cord": segment_cord, "lesion": segment_lesion}
+
+
+def _stage(progress: Progress | None, start: float, end: float) -> Progress | None:
+    """Progress of one stage of a task mapped onto its share [start, end] of the whole."""
+    return None if progress is None else (lambda fraction: progress(start + (end - start) * fraction))
 
 
 def geometry_record(image: sitk.Image) -> dict:
@@ -102,9 +127,10 @@ def segment_file(
     SEG and the measurements as DICOM SR referencing it (``spineai.dicom``). Returns the written
     paths by kind.
     """
-    from .measure import morphometry_tables, write_morphometry
     from .measure.levels import check_levels
 
+    if dicom_seg and task != "cord":
+        raise SpineAIError(f"DICOM SEG/SR output exists for the cord task only, not '{task}'")
     image = read_image(image_path)
     levels = read_image(levels_path) if levels_path is not None else None
     if levels is not None:
@@ -112,26 +138,45 @@ def segment_file(
     source_series = _dicom_source(image_path, image) if dicom_seg else None
     result = segment(image, task, device, progress, source=str(image_path))
     names = output_names(image_path, task)
-    cord_found = result.sidecar["voxels_segmented"] > 0
     sidecar = {
         **result.sidecar,
-        "cord_found": cord_found,
+        "cord_found": result.sidecar["voxels_segmented"] > 0,
         "input": str(Path(image_path).resolve()),
         "levels": str(Path(levels_path).resolve()) if levels_path else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     with OutputSet(out_dir) as out:
         written = {"mask": out.write_image(result.mask, names["mask"])}
-        tables = morphometry_tables(result.mask, levels, levels_path)
-        written.update(write_morphometry(out, names["stem"], result.mask, levels, levels_path, tables))
-        if source_series is not None:
-            from .dicom.results import write_dicom_results
-
-            written.update(write_dicom_results(out, names["stem"], source_series, result, tables))
+        if task == "lesion":
+            written["table"], flags = _write_lesion_table(out, result.mask, names["table"])
+            sidecar["lesion"] = flags
+        else:
+            written.update(_write_cord_tables(out, names["stem"], result, levels, levels_path, source_series))
         written["sidecar"] = out.write_json(
             {**sidecar, "outputs": {k: p.name for k, p in written.items()}}, names["sidecar"]
         )
     return written
+
+
+def _write_cord_tables(out, stem, result, levels, levels_path, source_series) -> dict[str, Path]:
+    """Cord morphometry CSV files, and the DICOM SEG + SR when the input was a DICOM series."""
+    from .measure import morphometry_tables, write_morphometry
+
+    tables = morphometry_tables(result.mask, levels, levels_path)
+    written = write_morphometry(out, stem, result.mask, levels, levels_path, tables)
+    if source_series is not None:
+        from .dicom.results import write_dicom_results
+
+        written.update(write_dicom_results(out, stem, source_series, result, tables))
+    return written
+
+
+def _write_lesion_table(out, label_map: sitk.Image, name: str) -> tuple[Path, dict]:
+    """``<stem>_lesion.csv`` (one row per lesion and a total row) and the flags for the sidecar."""
+    from .measure.lesion import LESION_COLUMNS, lesion_table
+
+    rows, flags = lesion_table(label_map)
+    return out.write_csv(rows, name, LESION_COLUMNS), flags
 
 
 def _dicom_source(image_path, image: sitk.Image):

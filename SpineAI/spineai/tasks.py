@@ -17,15 +17,28 @@ class TaskInfo:
     title: str
     segments: list[tuple[int, str]]
     output_suffix: str
+    table_suffix: str  # <stem>_<table_suffix>.csv: the task's main measurement table
 
 
 TASKS = {
-    "cord": TaskInfo("cord", "Spinal cord segmentation", [(1, "Spinal cord")], "cord_seg"),
+    "cord": TaskInfo("cord", "Spinal cord segmentation", [(1, "Spinal cord")], "cord_seg", "cord_morphometry"),
+    "lesion": TaskInfo(
+        "lesion",
+        "Spinal cord injury lesion segmentation",
+        [(1, "Spinal cord"), (2, "Spinal cord injury lesion")],
+        "lesion_seg",
+        "lesion",
+    ),
 }
 
 
 def output_names(image_path, task: str) -> dict[str, str]:
-    """Result file names of ``task`` for ``image_path``: ``<stem>_<task>_seg.nii.gz`` and its sidecar."""
+    """Result file names of ``task`` for ``image_path``: ``<stem>_<task>_seg.nii.gz``, its sidecar and table."""
     stem = image_stem(image_path)
-    suffix = TASKS[task].output_suffix
-    return {"stem": stem, "mask": f"{stem}_{suffix}.nii.gz", "sidecar": f"{stem}_{suffix}.json"}
+    info = TASKS[task]
+    return {
+        "stem": stem,
+        "mask": f"{stem}_{info.output_suffix}.nii.gz",
+        "sidecar": f"{stem}_{info.output_suffix}.json",
+        "table": f"{stem}_{info.table_suffix}.csv",
+    }

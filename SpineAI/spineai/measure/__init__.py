@@ -4,6 +4,7 @@
 * ``centerline``: the cord centreline and its angles.
 * ``levels``: vertebral level of each slice from a labelled cord or disc points.
 * ``compression``: normalised compression ratio (MSCC-style).
+* ``lesion``: spinal cord injury lesion metrics (SCT sct_analyze_lesion).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..io import OutputSet, image_stem, read_image
-from .checks import check_mask
+from .checks import check_lesion_labels, check_mask
 from .cord import LEVEL, MORPHOMETRY_COLUMNS, aggregate_per_level, cord_morphometry
 
 
@@ -29,6 +30,20 @@ def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) ->
     levels = read_image(levels_path) if levels_path is not None else None
     with OutputSet(Path(out_dir)) as out:
         return write_morphometry(out, image_stem(mask_path), mask, levels, levels_path)
+
+
+def measure_lesion_file(labels_path, out_dir, image_path=None) -> dict:
+    """Measure a lesion label map (0/1/2, e.g. a corrected ``_lesion_seg``) into ``<stem>_lesion.csv``.
+
+    Returns {"table": path, "flags": lesion flags (lesion found, voxels outside the cord, notes)}.
+    """
+    from .lesion import LESION_COLUMNS, lesion_table
+
+    labels = read_image(labels_path)
+    check_lesion_labels(labels, labels_path, read_image(image_path) if image_path is not None else None)
+    rows, flags = lesion_table(labels)
+    with OutputSet(Path(out_dir)) as out:
+        return {"table": out.write_csv(rows, f"{image_stem(labels_path)}_lesion.csv", LESION_COLUMNS), "flags": flags}
 
 
 def morphometry_tables(mask, levels=None, levels_source="levels") -> dict[str, list[dict]]:

@@ -1,4 +1,4 @@
-"""Checks on the inputs of the morphometry: a binary cord mask, and grids that agree."""
+"""Checks on the inputs of the measurements: a binary cord mask, a lesion label map, and grids that agree."""
 
 from __future__ import annotations
 
@@ -12,22 +12,34 @@ GEOMETRY_TOLERANCE = 1e-4
 
 def check_mask(mask: sitk.Image, source, image: sitk.Image | None = None) -> None:
     """Raise ``InputError`` naming ``source`` unless ``mask`` is a non-empty 3D {0, 1} mask on ``image``'s grid."""
+    _check_labels(
+        mask, source, (0, 1), "not a binary mask", "threshold a soft mask first, give level labels with --levels"
+    )
+    if image is not None:
+        check_same_grid(mask, image, source, "the image")
+
+
+def check_lesion_labels(labels: sitk.Image, source, image: sitk.Image | None = None) -> None:
+    """As ``check_mask`` for a lesion label map: 0 background, 1 cord, 2 lesion, some cord or lesion present."""
+    _check_labels(labels, source, (0, 1, 2), "not a lesion label map", "expected 0 background, 1 cord, 2 lesion")
+    if image is not None:
+        check_same_grid(labels, image, source, "the image")
+
+
+def _check_labels(mask: sitk.Image, source, allowed: tuple[int, ...], problem: str, hint: str) -> None:
     if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(source, "a cord mask must be a 3D scalar image")
+        raise InputError(source, "a mask must be a 3D scalar image")
     values = sitk.GetArrayViewFromImage(mask)
-    stray = (values != 0) & (values != 1)
+    stray = ~np.isin(values, allowed)
     if np.any(stray):
         found = np.unique(values[stray])[:5]
         raise InputError(
             source,
-            f"not a binary mask: {int(np.count_nonzero(stray))} voxels hold values other than 0 and 1 "
-            f"(e.g. {', '.join(f'{v:g}' for v in found)}); "
-            "threshold a soft mask first, give level labels with --levels",
+            f"{problem}: {int(np.count_nonzero(stray))} voxels hold values other than "
+            f"{', '.join(map(str, allowed))} (e.g. {', '.join(f'{v:g}' for v in found)}); {hint}",
         )
-    if not np.any(values == 1):
+    if not np.any(values > 0):
         raise InputError(source, "empty mask: no voxel is 1")
-    if image is not None:
-        check_same_grid(mask, image, source, "the image")
 
 
 def check_same_grid(mask: sitk.Image, other: sitk.Image, source, other_name: str) -> None:
