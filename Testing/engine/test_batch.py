@@ -303,3 +303,20 @@ def test_a_sidecar_left_half_renamed_by_a_kill_is_not_a_finished_case(cohort, tm
     (out / "t2s" / "t2s_cord_seg.json").rename(out / "t2s" / ".partial-99-t2s_cord_seg.json")
     aggregate_cohort(out, "cord")
     assert sorted(r["case_id"] for r in read_csv(out / "cord_summary.csv")) == sorted(set(GOOD_SCANS) - {"t2s"})
+
+
+def test_lesion_cohort_has_a_lesion_table_a_summary_and_qc_measurements(tmp_path, data_dir):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for case_id in ("t2", "sub-unf01_T2w"):
+        (folder / f"{case_id}.nii.gz").symlink_to(data_dir / GOOD_SCANS[case_id])
+    out = tmp_path / "out"
+    code, _ = batch(folder, "--task", "lesion", "--out", out, "--workers", 1, "--device", "cpu")
+    assert code == 0
+    summary = read_csv(out / "lesion_summary.csv")
+    assert sorted(row["case_id"] for row in summary) == ["sub-unf01_T2w", "t2"]
+    assert all(row["cord_found"] == "True" and row["volume"] != "" for row in summary)
+    lesion_rows = read_csv(out / "lesion_all.csv")
+    assert [row["label"] for row in lesion_rows].count("total") == 2  # every case's total row, once
+    page = (out / "qc" / "index.html").read_text(encoding="utf-8")
+    assert "BASIC grade (proposal)" in page and "Lesion volume" in page

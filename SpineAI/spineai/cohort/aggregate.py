@@ -65,8 +65,14 @@ def level_column(code) -> str:
 
 
 def aggregate_cohort(out_dir, task: str = "cord") -> dict[str, Path]:
-    """Write OUT/<task>_morphometry_all.csv and OUT/<task>_summary.csv from the finished cases."""
+    """Write OUT/<task>_morphometry_all.csv and OUT/<task>_summary.csv from the finished cases.
+
+    The lesion task writes OUT/lesion_all.csv (every lesion row of every case) and
+    OUT/lesion_summary.csv (each case's total row, with the lesion flags).
+    """
     out_dir = Path(out_dir)
+    if task == "lesion":
+        return aggregate_lesions(out_dir)
     all_rows, summaries = [], []
     for case_id, sidecar in finished_cases(out_dir, task):
         per_slice, _ = case_tables(sidecar)
@@ -78,6 +84,32 @@ def aggregate_cohort(out_dir, task: str = "cord") -> dict[str, Path]:
         return {
             "morphometry_all": out.write_csv(all_rows, morphometry_all_name(task), all_columns),
             "summary": out.write_csv(summaries, summary_name(task), summary_columns(summaries)),
+        }
+
+
+def aggregate_lesions(out_dir: Path) -> dict[str, Path]:
+    from ..measure.lesion import LESION_COLUMNS
+
+    all_rows, summaries = [], []
+    for case_id, sidecar in finished_cases(out_dir, "lesion"):
+        rows = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])
+        all_rows += [{"case_id": case_id, **row} for row in rows]
+        flags = sidecar.get("lesion", {})
+        summaries.append(
+            {"case_id": case_id, "input": sidecar.get("input", ""), "cord_found": sidecar.get("cord_found", "")}
+            | {"lesion_found": flags.get("lesion_found", "")}
+            | {key: value for key, value in rows[-1].items() if key != "label"}
+            | {key: sidecar.get(key, "") for key in RUN_COLUMNS}
+        )
+    lesion_columns = [c for c in LESION_COLUMNS if c != "label"]
+    with OutputSet(out_dir) as out:
+        return {
+            "lesions_all": out.write_csv(all_rows, "lesion_all.csv", ["case_id", *LESION_COLUMNS]),
+            "summary": out.write_csv(
+                summaries,
+                summary_name("lesion"),
+                ["case_id", "input", "cord_found", "lesion_found", *lesion_columns, *RUN_COLUMNS],
+            ),
         }
 
 

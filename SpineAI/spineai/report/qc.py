@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..cohort.aggregate import case_summary
+from ..cohort.aggregate import case_summary, read_rows
 from ..cohort.layout import QC_FOLDER, case_folder, find_finished_sidecar, read_finished_sidecar, read_manifest
 from ..cohort.run import read_failures
 from ..orientation import canonical_array, spacing_zyx, to_canonical
@@ -197,7 +197,7 @@ def case_entry(out_dir: Path, record: dict, task: str, failures: dict) -> dict:
         return entry
     summary = case_summary(case_id, sidecar)
     entry |= {"status": "ok" if sidecar.get("cord_found") else "no cord", "input": sidecar.get("input", "")}
-    entry["measurements"] = display_measurements(summary)
+    entry["measurements"] = lesion_measurements(sidecar) if task == "lesion" else display_measurements(summary)
     entry["summary"] = {k: summary.get(k, "") for k in ("mean_csa_mm2", "cord_length_mm", "slices")}
     try:
         views = current_views(out_dir, case_id, sidecar)
@@ -240,6 +240,24 @@ def display_measurements(summary: dict) -> list[list[str]]:
         ("Device", summary["device"]),
         ("Seconds", summary["seconds"]),
         ("Engine", summary["engine_version"]),
+    ]
+    return [[label, _text(value)] for label, value in pairs]
+
+
+def lesion_measurements(sidecar: dict) -> list[list[str]]:
+    """[label, value] pairs of the lesion task: the case's total row and the run facts."""
+    total = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])[-1]
+    pairs = [
+        ("Lesions", total["n_lesions"]),
+        ("Lesion volume (mm³)", total["volume"]),
+        ("Lesion length (mm)", total["length"]),
+        ("Max axial damage ratio", total["max_axial_damage_ratio"]),
+        ("BASIC grade (proposal)", total["BASIC_proposed"]),
+        ("Cord found", "yes" if sidecar.get("cord_found") else "no"),
+        ("Model", sidecar.get("model", "")),
+        ("Device", sidecar.get("device", "")),
+        ("Seconds", sidecar.get("seconds", "")),
+        ("Engine", sidecar.get("engine_version", "")),
     ]
     return [[label, _text(value)] for label, value in pairs]
 
