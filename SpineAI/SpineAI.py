@@ -25,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from SpineAILib import JobState, SegmentationJob
 from SpineAILib import SpineAILogic as EngineLogic
-from SpineAILib.MeasurementTable import CHART_REFERENCE
+from SpineAILib.MeasurementTable import CHART_REFERENCE, tableFlags
 from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, referenceVolume
 from SpineAILib.Terminology import stylesForTask
 
@@ -42,8 +42,10 @@ class SpineAI(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Deep-learning analysis of spine MRI. Select a scan and click <b>Segment cord</b>: the spinal cord "
             "is segmented (standard SNOMED CT terminology), measured slice by slice (cross-sectional area, "
-            "diameters, ... with units) and plotted along the cord. Edit the segmentation in Segment Editor and "
-            "click <b>Update measurements</b>; export the table as CSV."
+            "diameters, ... with units) and plotted along the cord. <b>Segment lesion</b> (axial T2) segments the "
+            "cord and a spinal cord injury lesion inside it and measures each lesion (volume, length, width, "
+            "tissue bridges, ...) with a total row. Edit the segmentation in Segment Editor and click "
+            "<b>Update measurements</b>; export the table as CSV."
         )
         self.parent.acknowledgementText = _(
             "The cord morphometry follows the Spinal Cord Toolbox (sct_process_segmentation). The bundled sample "
@@ -193,6 +195,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = _(
             "{name}: segmented in {seconds} s on {device}. Edit it in Segment Editor, then Update measurements."
         ).format(name=segmentationNode.GetName(), seconds=sidecar.get("seconds"), device=sidecar.get("device"))
+        self.ui.statusLabel.text += self.measurementNotes(tableNode)
         if tableNode is not None:
             chart = tableNode.GetNodeReference(CHART_REFERENCE)
             if chart is not None:
@@ -233,6 +236,13 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showMessage(error)
             return
         self.ui.statusLabel.text = _("Measurements updated from {name}.").format(name=segmentationNode.GetName())
+        self.ui.statusLabel.text += self.measurementNotes(self._parameterNode.table)
+
+    @staticmethod
+    def measurementNotes(tableNode) -> str:
+        """The measurement's notes for the status line (e.g. 'no lesion inside the cord'), or ''."""
+        notes = tableFlags(tableNode).get("notes", []) if tableNode is not None else []
+        return (" " + _("Notes: {notes}.").format(notes="; ".join(notes))) if notes else ""
 
     def onExportCSV(self) -> None:
         tableNode = self._parameterNode.table

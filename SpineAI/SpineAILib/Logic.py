@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 
 import numpy as np
+import SimpleITK as sitk
 import slicer
 
 from spineai.errors import InputError, SpineAIError
@@ -93,7 +94,7 @@ class SpineAILogic:
             raise InputError("input volume", "was removed from the scene during the run; nothing was added")
         array = arrayOnVolumeGrid(result.mask, volumeNode)
         if not any(np.any(array == labelValue) for labelValue, _ in result.segments):
-            names = ", ".join(name for _, name in result.segments).lower()
+            names = " or ".join(name for _, name in result.segments).lower()
             raise InputError(
                 volumeNode.GetName(),
                 f"no {names} found (is it in the scan, in a supported contrast?); nothing was added",
@@ -133,8 +134,10 @@ class SpineAILogic:
     def updateMeasurements(self, segmentationNode, volumeNode, task: str = "cord"):
         """(Re)compute the task's measurements from the segmentation as it is now, e.g. after hand edits.
 
-        Fills the table node the segmentation refers to (created with its chart the first time) and
-        returns it; returns None for a task without measurements.
+        Fills the table node the segmentation refers to (created, with its chart if the task has one,
+        the first time), keeps the measurement's flags and notes in the table's
+        ``SpineAI.MeasurementFlags`` attribute, and returns the table; returns None for a task
+        without measurements.
         """
         if segmentationNode is None:
             raise SpineAIError("no segmentation selected; segment a volume first or select a SpineAI segmentation")
@@ -142,15 +145,7 @@ class SpineAILogic:
         spec = MEASUREMENTS.get(task)
         if spec is None:
             return None
-        style = stylesForTask(task).get(spec.segment)
-        if style is None:
-            raise SpineAIError(f"segment '{spec.segment}' has no line in SegmentTerminology.csv")
-        segmentId = _findSegmentId(segmentationNode, style.segmentId, spec.segment)
-        voxels = SegmentationNodes.segmentMask(segmentationNode, segmentId, volumeNode)
-        if not voxels.any():
-            raise InputError(segmentationNode.GetName(), f"the '{spec.segment}' segment is empty; nothing to measure")
-        mask = imageOnVolumeGrid((voxels > 0).astype(np.uint8), volumeNode)
-        rows = spec.measure(mask)
+        rows, flags = spec.measure(segmentsLabelMap(segmentationNode, volumeNode, task, spec))
         tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)
         with sceneTransaction(slicer.mrmlScene):
             created = tableNode is None
@@ -161,15 +156,10 @@ class SpineAILogic:
                 SegmentationNodes.placeBesideVolume(tableNode, volumeNode)
                 segmentationNode.SetNodeReferenceID(TABLE_REFERENCE, tableNode.GetID())
             MeasurementTable.fillTable(tableNode, rows, presentColumns(spec, rows), spec.units())
-            if created:
-                chart = MeasurementTable.createChart(
-                    tableNode,
-                    f"{volumeNode.GetName()} {spec.chartTitle}",
-                    spec.plotX,
-                    spec.plotY,
-                    spec.chartTitle,
-                    style.color,
-                )
+            MeasurementTable.setFlags(tableNode, flags)
+            if created and spec.chart is not None:
+                name, color = f"{volumeNode.GetName()} {spec.chart.title}", stylesForTask(task)[spec.required].color
+                chart = MeasurementTable.createChart(tableNode, name, spec.chart, color)
                 SegmentationNodes.placeBesideVolume(chart, volumeNode)
         return tableNode
 
@@ -178,6 +168,26 @@ class SpineAILogic:
         if tableNode is None:
             raise SpineAIError("no measurement table selected; segment a volume first")
         return MeasurementTable.exportCSV(tableNode, path)
+
+
+def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Image:
+    """The spec's segments as one uint8 label map on the volume's grid (later segments win overlaps).
+
+    Raises InputError when the spec's required segment is empty; other segments may be empty.
+    """
+    styles = stylesForTask(task)
+    labels = None
+    for labelValue, name in spec.segments:
+        style = styles.get(name)
+        if style is None:
+            raise SpineAIError(f"segment '{name}' has no line in SegmentTerminology.csv")
+        segmentId = _findSegmentId(segmentationNode, style.segmentId, name)
+        voxels = SegmentationNodes.segmentMask(segmentationNode, segmentId, volumeNode) > 0
+        if name == spec.required and not voxels.any():
+            raise InputError(segmentationNode.GetName(), f"the '{name}' segment is empty; nothing to measure")
+        labels = np.zeros(voxels.shape, np.uint8) if labels is None else labels
+        labels[voxels] = labelValue
+    return imageOnVolumeGrid(labels, volumeNode)
 
 
 def _findSegmentId(segmentationNode, segmentId: str, name: str) -> str:

@@ -1,12 +1,15 @@
-"""Measurements in a table node (with column units), a plot along the cord, and CSV export.
+"""Measurements in a table node (with column units and flags), a plot along the cord, and CSV export.
 
-The table holds the engine's rows unchanged, one row per axial slice, in the engine's column
-order; each column's unit is set on the table (shown by the Tables module, kept in the scene).
-The plot series reads the table's columns, so it follows every update of the table.
+The table holds the engine's rows unchanged (cord: one row per axial slice; lesion: one row per
+lesion and a "total" row), in the engine's column order; each column's unit is set on the table
+(shown by the Tables module, kept in the scene). The measurement's flags and notes (e.g.
+``lesion_found``) are kept as JSON in the table's ``SpineAI.MeasurementFlags`` attribute, so they
+are saved with the scene. The plot series reads the table's columns, so it follows every update.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from pathlib import Path
@@ -17,6 +20,7 @@ import vtk
 from spineai.io import OutputSet
 
 CHART_REFERENCE = "SpineAI.Chart"
+FLAGS_ATTRIBUTE = "SpineAI.MeasurementFlags"
 
 
 def fillTable(tableNode, rows: list[dict], columns: list[str], units: dict[str, str]) -> None:
@@ -30,6 +34,15 @@ def fillTable(tableNode, rows: list[dict], columns: list[str], units: dict[str, 
         tableNode.SetColumnUnitLabel(column, units.get(column, ""))
     tableNode.SetUseColumnTitleAsColumnHeader(True)
     tableNode.EndModify(wasModifying)
+
+
+def setFlags(tableNode, flags: dict) -> None:
+    tableNode.SetAttribute(FLAGS_ATTRIBUTE, json.dumps(flags, default=str))
+
+
+def tableFlags(tableNode) -> dict:
+    """The flags of the last measurement written into the table ({} if none)."""
+    return json.loads(tableNode.GetAttribute(FLAGS_ATTRIBUTE) or "{}")
 
 
 def tableRows(tableNode) -> list[dict]:
@@ -56,21 +69,21 @@ def exportCSV(tableNode, path) -> Path:
         return out.write_csv(tableRows(tableNode), path.name, tableColumns(tableNode))
 
 
-def createChart(tableNode, name: str, xColumn: str, yColumn: str, title: str, color) -> object:
-    """A chart of ``yColumn`` against ``xColumn`` of the table; referenced from the table."""
+def createChart(tableNode, name: str, spec, color) -> object:
+    """A chart of column ``spec.y`` against ``spec.x`` of the table (``Measurements.ChartSpec``), referenced from it."""
     scene = slicer.mrmlScene
     series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"{name} series")
     series.SetAndObserveTableNodeID(tableNode.GetID())
-    series.SetXColumnName(xColumn)
-    series.SetYColumnName(yColumn)
+    series.SetXColumnName(spec.x)
+    series.SetYColumnName(spec.y)
     series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
     series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle)
     series.SetColor(*color)
     chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
     chart.AddAndObservePlotSeriesNodeID(series.GetID())
-    chart.SetTitle(title)
-    chart.SetXAxisTitle(_axisTitle(tableNode, xColumn))
-    chart.SetYAxisTitle(_axisTitle(tableNode, yColumn))
+    chart.SetTitle(spec.title)
+    chart.SetXAxisTitle(_axisTitle(tableNode, spec.x))
+    chart.SetYAxisTitle(_axisTitle(tableNode, spec.y))
     chart.SetLegendVisibility(False)
     tableNode.SetNodeReferenceID(CHART_REFERENCE, chart.GetID())
     return chart

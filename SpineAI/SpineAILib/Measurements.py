@@ -1,7 +1,9 @@
-"""Which measurement each task gets: the segment measured, the engine function, the plotted columns.
+"""Which measurement each task gets: the segments it reads, the engine function, the optional chart.
 
-A task without an entry here gets a segmentation and no table. The engine functions take a mask
-(SimpleITK image on the scan's grid) and return one dict per row.
+A task without an entry here gets a segmentation and no table. The segments of a spec are combined
+into one label map on the scan's grid (SimpleITK image: each segment painted with its label value,
+in the spec's order, so a later segment wins where two overlap); the engine function takes that
+label map and returns (rows, flags): one dict per row, and a dict of findings and notes.
 """
 
 from __future__ import annotations
@@ -13,20 +15,26 @@ import SimpleITK as sitk
 
 
 @dataclass(frozen=True)
+class ChartSpec:
+    x: str  # plotted columns
+    y: str
+    title: str
+
+
+@dataclass(frozen=True)
 class MeasurementSpec:
-    segment: str  # name of the measured segment
-    measure: Callable[[sitk.Image], list[dict]]
+    segments: tuple[tuple[int, str], ...]  # (label value, segment name), painted in this order
+    required: str  # the segment that must hold voxels; measuring stops with a message when it is empty
+    measure: Callable[[sitk.Image], tuple[list[dict], dict]]
     columns: Callable[[], list[str]]
     units: Callable[[], dict[str, str]]
-    plotX: str
-    plotY: str
-    chartTitle: str
+    chart: ChartSpec | None = None
 
 
-def _cordMorphometry(mask: sitk.Image) -> list[dict]:
+def _cordMorphometry(labelMap: sitk.Image) -> tuple[list[dict], dict]:
     from spineai.measure.cord import cord_morphometry
 
-    return cord_morphometry(mask)
+    return cord_morphometry(labelMap), {}
 
 
 def _cordColumns() -> list[str]:
@@ -41,15 +49,41 @@ def _cordUnits() -> dict[str, str]:
     return dict(COLUMN_UNITS)
 
 
+def _lesionTable(labelMap: sitk.Image) -> tuple[list[dict], dict]:
+    from spineai.measure.lesion import lesion_table
+
+    return lesion_table(labelMap)
+
+
+def _lesionColumns() -> list[str]:
+    from spineai.measure.lesion import LESION_COLUMNS
+
+    return list(LESION_COLUMNS)
+
+
+def _lesionUnits() -> dict[str, str]:
+    from spineai.measure.lesion import COLUMN_UNITS
+
+    return dict(COLUMN_UNITS)
+
+
 MEASUREMENTS = {
     "cord": MeasurementSpec(
+        ((1, "Spinal cord"),),
         "Spinal cord",
         _cordMorphometry,
         _cordColumns,
         _cordUnits,
-        plotX="Slice (I->S)",
-        plotY="MEAN(area)",
-        chartTitle="Spinal cord cross-sectional area",
+        ChartSpec("Slice (I->S)", "MEAN(area)", "Spinal cord cross-sectional area"),
+    ),
+    # The cord region is cord or lesion (labels 1 and 2); an empty lesion segment is a finding
+    # (lesion_found False, a total row of zeros), not an error. One row per lesion: no chart.
+    "lesion": MeasurementSpec(
+        ((1, "Spinal cord"), (2, "Spinal cord injury lesion")),
+        "Spinal cord",
+        _lesionTable,
+        _lesionColumns,
+        _lesionUnits,
     ),
 }
 

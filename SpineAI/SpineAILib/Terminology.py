@@ -3,9 +3,10 @@
 ``Resources/SegmentTerminology.csv`` holds one line per segment: the task that produces it, the
 segment name the engine reports, the label under which 3D Slicer's General Anatomy terminology
 lists it, its codes (category, type, optional type modifier, optional anatomic region; each as
-coding scheme, code value, code meaning: SCT = SNOMED CT) and its display colour. A new task's
-segments are added by adding lines; the panel shows one section per task of this file that the
-engine provides.
+coding scheme, code value, code meaning: SCT = SNOMED CT) and its display colour. The label is
+empty when Slicer's lists lack the type (SNOMED CT 52988006 "Lesion"): the entry is then composed
+from the file's codes, anatomic region included. A new task's segments are added by adding lines;
+the panel shows one section per task of this file that the engine provides.
 """
 
 from __future__ import annotations

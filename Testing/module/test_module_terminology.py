@@ -1,8 +1,10 @@
 """Every segment SpineAI makes carries the standard code and colour that Slicer's terminology lists."""
 
+import dataclasses
+
 import pytest
 import slicer
-from SpineAILib.Terminology import GENERAL_ANATOMY, loadSegmentStyles, tasksInFile
+from SpineAILib.Terminology import ANATOMIC_REGIONS, GENERAL_ANATOMY, loadSegmentStyles, tasksInFile
 
 from spineai.pipeline import TASKS
 
@@ -26,6 +28,55 @@ def test_codes_and_colour_match_slicer_general_anatomy(mrml, style):
     assert style.terminologyEntry(None) == style.terminologyEntry(terminologies)
 
 
+def code_of(item) -> tuple[str, str, str]:
+    return (item.GetCodingSchemeDesignator(), item.GetCodeValue(), item.GetCodeMeaning())
+
+
+def slicer_codes(count: int, get, factory) -> dict:
+    """Items of one of Slicer's terminology lists by (scheme, value, meaning)."""
+    items = [factory() for _ in range(count)]
+    assert all(get(index, item) for index, item in enumerate(items))
+    return {code_of(item): item for item in items}
+
+
+@pytest.mark.parametrize("style", [style for style in STYLES if not style.slicerLabel], ids=lambda style: style.name)
+def test_a_type_slicer_does_not_list_has_slicer_category_and_region(mrml, style):
+    """A type absent from Slicer's lists (SNOMED CT 52988006 Lesion) is composed from the file's codes:
+    its category and anatomic region must still be Slicer's own, and Slicer must read the entry back."""
+    terminologies = slicer.modules.terminologies.logic()
+    categories = slicer_codes(
+        terminologies.GetNumberOfCategoriesInTerminology(GENERAL_ANATOMY),
+        lambda index, item: terminologies.GetNthCategoryInTerminology(GENERAL_ANATOMY, index, item),
+        slicer.vtkSlicerTerminologyCategory,
+    )
+    regions = slicer_codes(
+        terminologies.GetNumberOfRegionsInRegionContext(ANATOMIC_REGIONS),
+        lambda index, item: terminologies.GetNthRegionInRegionContext(ANATOMIC_REGIONS, index, item),
+        slicer.vtkSlicerTerminologyType,
+    )
+    codes = {
+        part: (code.scheme, code.value, code.meaning) for part, code in vars(style).items() if hasattr(code, "value")
+    }
+    assert categories[codes["category"]].GetShowAnatomy()  # Slicer lets this category carry an anatomic region
+    assert codes["region"] in regions
+    entry = slicer.vtkSlicerTerminologyEntry()
+    assert terminologies.DeserializeTerminologyEntry(style.terminologyEntry(terminologies), entry)
+    assert code_of(entry.GetCategoryObject()) == codes["category"]
+    assert code_of(entry.GetTypeObject()) == codes["type"]
+    assert code_of(entry.GetRegionObject()) == codes["region"]
+    assert style.terminologyEntry(None) == style.terminologyEntry(terminologies)
+
+
+def test_lesion_task_segments():
+    lesion = {style.name: style for style in STYLES if style.task == "lesion"}
+    cord = next(style for style in STYLES if style.task == "cord" and style.name == "Spinal cord")
+    assert dataclasses.replace(lesion["Spinal cord"], task="cord") == cord  # same codes and colour as the cord task
+    injury = lesion["Spinal cord injury lesion"]
+    assert (injury.category.value, injury.type.value, injury.region.value) == ("49755003", "52988006", "2748008")
+    assert injury.segmentId == "spinal_cord_injury_lesion"
+    assert injury.color != cord.color
+
+
 def test_spinal_cord_is_snomed_2748008():
     cord = next(style for style in STYLES if style.name == "Spinal cord")
     assert (cord.type.scheme, cord.type.value) == ("SCT", "2748008")
@@ -40,5 +91,5 @@ def test_every_engine_segment_has_a_terminology_line():
 
 
 def test_tasks_come_from_the_file_in_order():
-    assert tasksInFile()[0] == "cord"
+    assert tasksInFile()[:2] == ["cord", "lesion"]
     assert len(set(tasksInFile())) == len(tasksInFile())
