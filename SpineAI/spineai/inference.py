@@ -3,8 +3,10 @@
 The 2D network runs on the slices of the acquisition plane: the slice axis is the one with the
 coarsest spacing (ties go to the axis with fewest voxels, e.g. the R-L axis of a 1 mm sagittal
 volume). The two in-plane axes are resampled (SimpleITK, linear) only when their spacing lies
-outside the range the model was trained on, every slice is inferred whole in batches (no sliding
-window), and the probabilities are resampled back to the canonical grid.
+outside the range the model was trained on, and the probabilities are resampled back to the
+canonical grid. Slices are inferred whole in batches, or, when the model's record sets
+``inference.patch_size``, in overlapping patches blended with Gaussian weights (``spineai.tiling``)
+so that large fields of view fit in memory.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch.nn import functional as F
 from .errors import Cancelled, SpineAIError
 from .models.registry import ModelSpec
 from .models.unet import UNet2D, fuse_for_inference
+from .tiling import batch_size_for_memory, network_probabilities, predict_tiled, with_context
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +83,6 @@ def normalise_intensity(array: np.ndarray, percentiles) -> np.ndarray:
     return np.clip((array.astype(np.float32) - low) / scale, -0.5, 2.0).astype(np.float32)
 
 
-def with_context(slices: np.ndarray, indices: np.ndarray, context: int) -> np.ndarray:
-    """(len(indices), 2*context+1, H, W): each slice with its neighbours as channels (edges repeated)."""
-    offsets = np.arange(-context, context + 1)
-    neighbours = np.clip(indices[:, None] + offsets[None, :], 0, len(slices) - 1)
-    return np.ascontiguousarray(slices[neighbours])
-
-
 class SlicePredictor:
     """A loaded network ready to turn a canonical image into a cord probability map."""
 
@@ -121,21 +117,51 @@ class SlicePredictor:
             return probability
         return sitk.Resample(probability, canonical, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
-    @torch.inference_mode()
     def _predict_slices(self, slices: np.ndarray, progress, should_cancel) -> np.ndarray:
+        if self.spec.patch_size:
+            return self._predict_patches(slices, progress, should_cancel)
+        return self._predict_whole_slices(slices, progress, should_cancel)
+
+    def _predict_patches(self, slices: np.ndarray, progress, should_cancel) -> np.ndarray:
+        """Sliding-window inference, the batch sized to free memory. A CUDA out-of-memory error
+        halves the batch and starts again, down to one patch; after that ``probability`` falls
+        back to the CPU as for whole slices."""
+        spec = self.spec
+        batch_size = batch_size_for_memory(spec.patch_size, spec.in_channels, spec.channels, self.device)
+        while True:
+            try:
+                return predict_tiled(
+                    self.model,
+                    slices,
+                    spec.context_slices,
+                    spec.patch_size,
+                    spec.patch_overlap,
+                    batch_size,
+                    self.device,
+                    divisor=self.divisor,
+                    progress=progress,
+                    should_cancel=should_cancel,
+                )
+            except torch.cuda.OutOfMemoryError:
+                if batch_size == 1:
+                    raise
+                batch_size //= 2
+                torch.cuda.empty_cache()
+                log.warning("CUDA out of memory; retrying with %d patches per batch", batch_size)
+
+    @torch.inference_mode()
+    def _predict_whole_slices(self, slices: np.ndarray, progress, should_cancel) -> np.ndarray:
         count, height, width = slices.shape
         pad_h, pad_w = (-height) % self.divisor, (-width) % self.divisor
         output = np.empty(slices.shape, dtype=np.float32)
-        use_fp16 = self.device.type == "cuda"
         for start in range(0, count, self.batch_size):
             if should_cancel and should_cancel():
                 raise Cancelled()
             indices = np.arange(start, min(start + self.batch_size, count))
             batch = torch.from_numpy(with_context(slices, indices, self.spec.context_slices))
-            batch = F.pad(batch, (0, pad_w, 0, pad_h)).to(self.device).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=use_fp16):
-                logits = self.model(batch)
-            output[start : start + len(batch)] = torch.sigmoid(logits.float())[:, 0, :height, :width].cpu().numpy()
+            batch = F.pad(batch, (0, pad_w, 0, pad_h))
+            probabilities = network_probabilities(self.model, batch, self.device)
+            output[start : start + len(batch)] = probabilities[:, :height, :width].cpu().numpy()
             if progress:
                 progress(min(1.0, (start + len(batch)) / count))
         return output

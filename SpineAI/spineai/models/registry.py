@@ -35,6 +35,8 @@ class ModelSpec:
     threshold: float = 0.5
     contrasts: tuple[str, ...] = ()
     context_slices: int = 0  # neighbouring slices on each side given as extra input channels (2.5D)
+    patch_size: int | None = None  # in-plane patch of sliding-window inference; None: whole slices
+    patch_overlap: float = 0.25  # fraction of the patch shared by neighbouring patches
     folder: Path = field(default=MODELS_DIR, compare=False)
 
     @property
@@ -48,6 +50,7 @@ class ModelSpec:
     @classmethod
     def from_json(cls, path: Path) -> ModelSpec:
         record = json.loads(Path(path).read_text())
+        inference = record.get("inference", {})  # optional: absent means whole-slice inference
         return cls(
             name=record["name"],
             task=record["task"],
@@ -60,6 +63,8 @@ class ModelSpec:
             threshold=record.get("threshold", 0.5),
             contrasts=tuple(record.get("contrasts", ())),
             context_slices=(record["architecture"].get("in_channels", 1) - 1) // 2,
+            patch_size=inference.get("patch_size"),
+            patch_overlap=inference.get("overlap", 0.25),
             folder=Path(path).resolve().parent,
         )
 

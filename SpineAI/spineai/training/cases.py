@@ -14,7 +14,9 @@ from pathlib import Path
 
 from ..errors import InputError
 
+# The tumour network is trained contrast-agnostic: every labelled cord scan can host a painted tumour.
 BUILTIN_MANIFESTS = {task: Path(__file__).with_name(f"{task}_cases.csv") for task in ("cord", "lesion")}
+BUILTIN_MANIFESTS["tumor"] = BUILTIN_MANIFESTS["cord"]
 COLUMNS = ("image", "mask", "subject", "dataset", "contrast", "plane", "split")
 
 

@@ -1,16 +1,19 @@
-"""Training and test data of the lesion task.
+"""Training and test data of the tasks whose targets are synthesised: lesion and tumour.
 
-A case's mask is a label map: 1 cord, 2 lesion (the layout ``spineai segment --task lesion``
-writes). Cases with lesion labels (a site's own data) train on them as they are. Cases with a cord
-mask only (SpineAI's shared data: no real injury labels exist there) get lesions synthesised into
-them (``synthetic_lesions``), re-drawn every few hundred steps so the network never sees the same
-lesion twice for long. The synthetic test set is drawn once, with its own seed, into the
-validation cases only: subjects and lesions that training never saw.
+A case's mask is a label map in the layout the task writes (lesion: 1 cord, 2 lesion; tumour: bit
+flags, 1 cord, 2 tumour outside the cord, 3 tumour inside it). Cases whose map holds the target
+(a site's own data) train on it as it is. Cases with a cord mask only (SpineAI's shared data: no
+real injury or tumour labels exist there) get targets painted into them (``synthetic_lesions``,
+``synthetic_tumours``), re-drawn every few hundred steps so the network never sees the same one
+for long. The synthetic test set is drawn once, with its own seed, into the validation cases
+only: subjects and targets that training never saw.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,62 +22,93 @@ from ..io import read_image
 from ..orientation import canonical_array, spacing_zyx, to_canonical
 from .cases import Case
 from .data import PatchSampler, Volume
-from .synthetic_lesions import synthesise_lesions
+from .synthetic_lesions import LesionShape, synthesise_lesions
+from .synthetic_tumours import synthesise_tumours
 
-LESIONS_PER_SCAN = (1, 4)  # drawn uniformly, upper bound exclusive
 TEST_SEED = 5_000_003  # the synthetic test set's own seed, apart from any training seed
 
 
-def has_lesion_labels(labels: np.ndarray) -> bool:
-    return bool((labels >= 2).any())
+@dataclass(frozen=True)
+class SyntheticTask:
+    """How one task's targets are painted, and read from a site's own label maps."""
+
+    paint: Callable  # (image, cord, spacing, rng, count) -> (image, target mask) for training
+    test_paint: Callable  # the same for the test set
+    target_of: Callable[[np.ndarray], np.ndarray]  # label map -> target mask
+    cord_of: Callable[[np.ndarray], np.ndarray]  # label map -> cord mask
+    per_scan: tuple[int, int] = (0, 4)  # training targets per scan, uniform, upper bound exclusive
+    test_per_scan: tuple[int, int] = (1, 4)  # the test set's painted copies (plus one target-free copy)
 
 
-class LesionTrainingSet:
-    """Training slices of the lesion task: real lesion labels where given, fresh synthetic lesions elsewhere."""
+SYNTHETIC_TASKS = {
+    # Training lesions are at least moderately bright: fainter ones taught the network to call the
+    # grey matter (bright on T2*) a lesion. The test set keeps the full range, so faint lesions count.
+    "lesion": SyntheticTask(
+        paint=partial(synthesise_lesions, shape=LesionShape(contrast=(0.35, 1.0))),
+        test_paint=synthesise_lesions,
+        target_of=lambda labels: labels >= 2,
+        cord_of=lambda labels: labels >= 1,
+    ),
+    "tumor": SyntheticTask(
+        paint=synthesise_tumours,
+        test_paint=synthesise_tumours,
+        target_of=lambda labels: (labels.astype(np.uint8) & 2) > 0,
+        cord_of=lambda labels: (labels.astype(np.uint8) & 1) > 0,
+        per_scan=(0, 3),
+        test_per_scan=(1, 3),
+    ),
+}
 
-    def __init__(self, volumes: list[Volume], rng: np.random.Generator):
+
+class SyntheticTrainingSet:
+    """Training slices of a task: its real labels where given, freshly painted targets elsewhere."""
+
+    def __init__(self, volumes: list[Volume], task: SyntheticTask, rng: np.random.Generator):
         self.volumes = volumes
+        self.task = task
         self.rng = rng
 
-    def sampler(self, patch_size: int, context_slices: int, positive_fraction: float = 0.6) -> PatchSampler:
-        """A patch sampler over the volumes, with newly drawn synthetic lesions."""
-        slices = [self._with_lesions(volume) for volume in self.volumes]
-        cords = [np.moveaxis(volume.labels >= 1, volume.axis, 0) for volume in self.volumes]
+    def sampler(self, patch_size: int, context_slices: int, positive_fraction: float = 0.5) -> PatchSampler:
+        """A patch sampler over the volumes, with newly painted targets."""
+        slices = [self._with_targets(volume) for volume in self.volumes]
+        cords = [np.moveaxis(self.task.cord_of(volume.labels), volume.axis, 0) for volume in self.volumes]
         return PatchSampler(slices, patch_size, positive_fraction, context_slices, regions=cords)
 
-    def _with_lesions(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
-        if has_lesion_labels(volume.labels):
-            return volume.slices(target=(volume.labels >= 2).astype(np.uint8))
-        count = int(self.rng.integers(*LESIONS_PER_SCAN))
-        image, lesion = synthesise_lesions(volume.image, volume.labels >= 1, volume.spacing, self.rng, count)
-        return volume.slices(image=np.clip(image, -0.5, 2.0), target=lesion)
+    def _with_targets(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+        target = self.task.target_of(volume.labels)
+        if target.any():
+            return volume.slices(target=target.astype(np.uint8))
+        count = int(self.rng.integers(*self.task.per_scan))
+        cord = self.task.cord_of(volume.labels)
+        image, target = self.task.paint(volume.image, cord, volume.spacing, self.rng, count)
+        return volume.slices(image=np.clip(image, -0.5, 2.0), target=target)
 
 
 @dataclass
-class LesionTestScan:
-    """A validation scan on its own grid (canonical) with lesions synthesised into it, and their truth."""
+class SyntheticTestScan:
+    """A validation scan on its own grid (canonical) with targets painted into it, and their truth."""
 
     case: Case
     image: sitk.Image
-    lesion: np.ndarray
+    target: np.ndarray
     cord: np.ndarray
 
 
-def synthetic_test_scans(cases: list[Case], seed: int = TEST_SEED) -> list[LesionTestScan]:
-    """The lesion test set: per case, one copy with 1-3 synthetic lesions and one left lesion-free."""
+def synthetic_test_scans(cases: list[Case], task: SyntheticTask, seed: int = TEST_SEED) -> list[SyntheticTestScan]:
+    """The test set: per case, one copy with painted targets and one left target-free (or its real labels)."""
     scans = []
     for index, case in enumerate(cases):
         image = to_canonical(read_image(case.image))
         labels = canonical_array(to_canonical(read_image(case.mask)))
-        if has_lesion_labels(labels):
-            scans.append(LesionTestScan(case, image, (labels >= 2).astype(np.uint8), labels >= 1))
+        cord, real = task.cord_of(labels), task.target_of(labels)
+        if real.any():
+            scans.append(SyntheticTestScan(case, image, real.astype(np.uint8), cord))
             continue
-        cord = labels > 0.5
         rng = np.random.default_rng([seed, index])
-        count = int(rng.integers(*LESIONS_PER_SCAN))
-        array, lesion = synthesise_lesions(canonical_array(image, np.float32), cord, spacing_zyx(image), rng, count)
+        count = int(rng.integers(*task.test_per_scan))
+        array, target = task.test_paint(canonical_array(image, np.float32), cord, spacing_zyx(image), rng, count)
         painted = sitk.GetImageFromArray(array)
         painted.CopyInformation(image)
-        scans.append(LesionTestScan(case, painted, lesion, cord))
-        scans.append(LesionTestScan(case, sitk.Cast(image, sitk.sitkFloat32), np.zeros_like(lesion), cord))
+        scans.append(SyntheticTestScan(case, painted, target, cord))
+        scans.append(SyntheticTestScan(case, sitk.Cast(image, sitk.sitkFloat32), np.zeros_like(target), cord))
     return scans

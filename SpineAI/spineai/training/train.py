@@ -32,7 +32,7 @@ from ..postprocess import clean_cord_mask, lesion_label_map
 from .augment import augment
 from .cases import Case
 from .data import PatchSampler, prepare_volume
-from .lesion_data import LesionTrainingSet, synthetic_test_scans
+from .synthetic_data import SYNTHETIC_TASKS, SyntheticTrainingSet, synthetic_test_scans
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,17 @@ LESION_SPEC = replace(
     labels={1: "Spinal cord injury lesion"},
     contrasts=("T2w", "T2starw"),
 )
-SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC}
-LESION_REFRESH_STEPS = 200  # synthetic lesions are re-drawn this often
+TUMOR_SPEC = replace(
+    DEFAULT_SPEC,
+    name="spineai-tumor-unet2d",
+    task="tumor",
+    weights="tumor.safetensors",
+    labels={1: "Spinal tumour"},
+    contrasts=("T1w (Gd-enhanced)",),
+    patch_size=256,  # sliding-window inference: any field of view fits in memory
+)
+SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
+REFRESH_STEPS = 200  # synthetic targets are re-drawn this often
 
 
 def soft_dice_loss(logits, targets, eps=1.0):
@@ -66,16 +75,16 @@ def soft_dice_loss(logits, targets, eps=1.0):
     return 1 - (2 * intersection + eps) / (probabilities.sum() + targets.sum() + eps)
 
 
-def validate(model: UNet2D, spec: ModelSpec, cases: list[Case], lesion_scans=None) -> list[dict]:
+def validate(model: UNet2D, spec: ModelSpec, cases: list[Case], synthetic_scans=None) -> list[dict]:
     """Per-scan scores on whole held-out scans, segmented through the inference path.
 
-    Cord: Dice against the manual mask. Lesion: Dice and lesion-wise detection on ``lesion_scans``
-    (``lesion_data.synthetic_test_scans``), lesions kept where they touch the true cord, so the
-    score is the lesion network's alone.
+    Cord: Dice against the manual mask. Lesion, tumour: Dice and component-wise detection on
+    ``synthetic_scans`` (``synthetic_data.synthetic_test_scans``); lesions are kept where they
+    touch the true cord, so the score is the lesion network's alone.
     """
     predictor = SlicePredictor(_copy_for_inference(model), spec, "cpu")
-    if spec.task == "lesion":
-        return [_score_lesions(predictor, scan) for scan in lesion_scans]
+    if synthetic_scans is not None:
+        return [_score_synthetic(predictor, scan) for scan in synthetic_scans]
     return [_score_cord(predictor, case) for case in cases]
 
 
@@ -94,16 +103,19 @@ def _score_cord(predictor: SlicePredictor, case: Case) -> dict:
     }
 
 
-def _score_lesions(predictor: SlicePredictor, scan) -> dict:
+def _score_synthetic(predictor: SlicePredictor, scan) -> dict:
     probability = canonical_array(predictor.probability(scan.image))
-    prediction = lesion_label_map(scan.cord, probability, predictor.spec.threshold)[0] == 2
-    detection = lesion_detection(prediction, scan.lesion)
-    # Lesion-free copies are reported apart: there only false positives can happen.
-    group = scan.case.group + ("" if scan.lesion.any() else " (lesion-free)")
+    if predictor.spec.task == "lesion":
+        prediction = lesion_label_map(scan.cord, probability, predictor.spec.threshold)[0] == 2
+    else:
+        prediction = probability >= predictor.spec.threshold
+    detection = lesion_detection(prediction, scan.target)
+    # Target-free copies are reported apart: there only false positives can happen.
+    group = scan.case.group + ("" if scan.target.any() else " (target-free)")
     return _case_record(scan.case) | {
         "group": group,
-        "dice": round(dice(prediction, scan.lesion), 4),
-        "lesion_voxels": int(scan.lesion.sum()),
+        "dice": round(dice(prediction, scan.target), 4),
+        "target_voxels": int(scan.target.sum()),
         **{key: round(value, 4) for key, value in detection.items()},
     }
 
@@ -140,27 +152,28 @@ def train(
 ) -> dict:
     """Train, validate, and write ``<task>.safetensors`` + ``<task>.json`` + ``metrics.json`` to ``out_dir``.
 
-    ``spec`` says the task (``SPECS``). The lesion task trains on synthetic lesions where the
-    cases have no lesion labels (``lesion_data``), never inverting contrast: on T2 a lesion is
-    bright, and that is the signal.
+    ``spec`` says the task (``SPECS``). The lesion and tumour tasks train on painted targets
+    where the cases have none (``synthetic_data``), never inverting contrast: a T2 lesion and an
+    enhancing tumour are bright, and that is the signal.
     """
-    invert_probability = 0.0 if spec.task == "lesion" else 0.2
+    synthetic = SYNTHETIC_TASKS.get(spec.task)
+    invert_probability = 0.0 if synthetic else 0.2
     torch.manual_seed(seed)
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     train_cases = [case for case in cases if case.split == "train"]
     val_cases = [case for case in cases if case.split == "val"]
     volumes = [prepare_volume(case, spec) for case in train_cases]
-    lesions = LesionTrainingSet(volumes, rng) if spec.task == "lesion" else None
-    lesion_scans = synthetic_test_scans(val_cases) if lesions else None
-    sampler = lesions.sampler(patch_size, spec.context_slices) if lesions else _cord_sampler(volumes, patch_size, spec)
+    painted = SyntheticTrainingSet(volumes, synthetic, rng) if synthetic else None
+    test_scans = synthetic_test_scans(val_cases, synthetic) if synthetic else None
+    sampler = painted.sampler(patch_size, spec.context_slices) if painted else _cord_sampler(volumes, patch_size, spec)
     model = UNet2D(in_channels=spec.in_channels, channels=spec.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=iterations, pct_start=0.05)
     history, started = [], time.perf_counter()
     for step in range(1, iterations + 1):
         model.train()
-        if lesions and step % LESION_REFRESH_STEPS == 0:
-            sampler = lesions.sampler(patch_size, spec.context_slices)
+        if painted and step % REFRESH_STEPS == 0:
+            sampler = painted.sampler(patch_size, spec.context_slices)
         images, masks = augment(*sampler.sample(batch_size, rng), generator, invert_probability=invert_probability)
         logits = model(images)
         loss = F.binary_cross_entropy_with_logits(logits, masks) + soft_dice_loss(logits, masks)
@@ -171,7 +184,7 @@ def train(
         if progress:
             progress(step, iterations, loss.item())
         if step % validate_every == 0 or step == iterations:
-            results = validate(model, spec, val_cases, lesion_scans) if val_cases else []
+            results = validate(model, spec, val_cases, test_scans) if val_cases else []
             history.append(
                 {
                     "step": step,
@@ -227,6 +240,8 @@ def _write_model(model, spec, out_dir, cases, results, history, settings) -> dic
         "contrasts": list(spec.contrasts),
         "engine_version": __version__,
     }
+    if spec.patch_size:
+        record["inference"] = {"patch_size": spec.patch_size, "overlap": spec.patch_overlap}
     (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     metrics = {
         "training": settings,

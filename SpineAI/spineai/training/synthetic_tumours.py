@@ -1,0 +1,99 @@
+"""Enhancing spinal tumours synthesised into real scans, for training where no real labels exist.
+
+SpineAI's shared data hold no tumour images. A tumour is painted into a real scan with a cord
+mask instead: a rounded, lobulated mass 5-60 mm long that enhances (is brighter than the cord,
+as after gadolinium on T1), either inside the cord (intramedullary: ependymoma, astrocytoma) or
+beside it in the canal pushing on it (intradural extramedullary: meningioma, schwannoma), some
+with a dark non-enhancing core (cyst, necrosis) that belongs to the tumour. Intensities are
+relative to the scan's own cord, so any contrast and scanner scale can host one: the network is
+trained contrast-agnostic and told nothing about the contrast.
+
+Arrays are canonical a[z, y, x] (``spineai.orientation``) with spacing (pz, py, px) in mm.
+Models trained this way have never seen a real tumour; the model card says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from .synthetic_lesions import _cord_centre, _smooth_noise
+
+
+@dataclass(frozen=True)
+class TumourShape:
+    length_mm: tuple[float, float] = (5.0, 60.0)  # rostro-caudal extent, log-uniform
+    radius_mm: tuple[float, float] = (2.0, 8.0)  # in-plane semi-axes
+    enhancement: tuple[float, float] = (0.5, 1.5)  # tumour = cord x (1 + e)
+    intramedullary_probability: float = 0.5
+    core_probability: float = 0.3  # a dark, non-enhancing centre
+    irregularity: float = 0.35
+
+
+def synthesise_tumours(
+    image: np.ndarray,
+    cord: np.ndarray,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    count: int,
+    shape: TumourShape = TumourShape(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` tumours painted into ``image`` at or beside ``cord``; returns (image, tumour mask uint8)."""
+    image = image.astype(np.float32, copy=True)
+    tumour = np.zeros(cord.shape, np.uint8)
+    cord = cord > 0
+    slices = np.flatnonzero(cord.any(axis=(1, 2)))
+    if count <= 0 or slices.size == 0:
+        return image, tumour
+    cord_level = float(np.median(image[cord]))
+    for _ in range(count):
+        inside = rng.random() < shape.intramedullary_probability
+        weight, box = _tumour_weight(cord, spacing, slices, rng, shape, inside)
+        level = cord_level * (1 + rng.uniform(*shape.enhancement))
+        target = np.full(weight.shape, level, np.float32)
+        if rng.random() < shape.core_probability:
+            core = np.clip((weight - 0.9) / 0.1, 0, 1)  # the centre: cyst or necrosis, darker than cord
+            target = target * (1 - core) + core * cord_level * rng.uniform(0.3, 0.8)
+        # Replace rather than add: an extramedullary mass displaces CSF or fat, it does not sit on top.
+        image[box] = image[box] * (1 - weight) + weight * (target + _texture(image[box], rng))
+        tumour[box] |= (weight >= 0.5).astype(np.uint8)
+    return image, tumour
+
+
+def _tumour_weight(cord, spacing, slices, rng, shape: TumourShape, inside: bool):
+    """Soft tumour weight (0..1) on a slab of slices around a random cord level."""
+    pz, py, px = spacing
+    length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
+    radii = rng.uniform(*shape.radius_mm, size=2)
+    z0 = int(rng.choice(slices))
+    half = int(np.ceil(length / 2 / pz)) + 1
+    zs = np.arange(max(z0 - half, 0), min(z0 + half + 1, cord.shape[0]))
+    if inside:
+        offset = rng.normal(0, 0.2, size=2) * radii
+    else:  # beside the cord, abutting it: centred about one cord radius plus one own radius away
+        angle = rng.uniform(0, 2 * np.pi)
+        cord_radius = np.sqrt(cord[z0].sum() * py * px / np.pi)
+        distance = cord_radius + radii.mean() * rng.uniform(0.8, 1.2)
+        offset = distance * np.array([np.sin(angle), np.cos(angle)])
+    ys, xs = np.arange(cord.shape[1]), np.arange(cord.shape[2])
+    roughness = _smooth_noise((len(zs), cord.shape[1], cord.shape[2]), spacing, rng) * shape.irregularity
+    weight = np.zeros(roughness.shape, np.float32)
+    softness = rng.uniform(0.05, 0.2)
+    for i, z in enumerate(zs):
+        centre = _cord_centre(cord, z) or _cord_centre(cord, z0)
+        dz = (z - z0) * pz / (length / 2)
+        dy = ((ys - centre[0]) * py - offset[0]) / radii[0]
+        dx = ((xs - centre[1]) * px - offset[1]) / radii[1]
+        distance = np.sqrt(dz**2 + dy[:, None] ** 2 + dx[None, :] ** 2) * (1 + roughness[i])
+        weight[i] = expit((1 - distance) / softness)
+    box = (slice(zs[0], zs[-1] + 1), slice(None), slice(None))
+    # Inside: clipped to the cord. Outside: the mass stops at the cord, which stays visible beside it.
+    return (weight * cord[box] if inside else weight * ~cord[box]), box
+
+
+def _texture(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise like the scan's own, so the painted mass is not conspicuously smooth."""
+    sigma = 0.05 * float(np.percentile(region, 99) - np.percentile(region, 1))
+    return rng.normal(0, sigma, region.shape).astype(np.float32)
