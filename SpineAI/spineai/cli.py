@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     segment.set_defaults(run=run_segment)
 
     measure = commands.add_parser("measure", help="measurements of an existing (e.g. corrected) mask")
-    measure.add_argument("mask", type=Path, help="cord: binary mask (0/1); lesion: label map (0/1 cord/2 lesion)")
-    measure.add_argument("--task", choices=("cord", "lesion"), default="cord")
+    measure.add_argument(
+        "mask", type=Path, help="cord: binary mask (0/1); lesion, tumor: the label map the task writes"
+    )
+    measure.add_argument("--task", choices=sorted(TASKS), default="cord")
     measure.add_argument("--image", type=Path, help="the scan the mask belongs to (geometry check)")
     measure.add_argument("--levels", type=Path, help="vertebral levels: labelled cord mask or disc point labels")
     measure.add_argument("--out", type=Path, required=True)
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iterations", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=12)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--init",
+        type=Path,
+        help="start from the task's model in this folder (e.g. SpineAI's shipped one) and fine-tune",
+    )
+    train.add_argument("--learning-rate", type=float, default=3e-3, help="peak of the one-cycle schedule")
     train.set_defaults(run=run_train)
 
     add_pacs_command(commands)
@@ -113,10 +121,10 @@ def run_segment(args) -> None:
 
 
 def run_measure(args) -> None:
-    from .measure import measure_lesion_file, measure_mask_files
+    from .measure import measure_findings_file, measure_mask_files
 
-    if args.task == "lesion":
-        written = measure_lesion_file(args.mask, args.out, image_path=args.image)
+    if args.task != "cord":
+        written = measure_findings_file(args.task, args.mask, args.out, args.image, args.levels)
         print(written["table"])
         print(json.dumps(written["flags"]))
         return
@@ -167,6 +175,8 @@ def run_train(args) -> None:
         seed=args.seed,
         spec=SPECS[args.task],
         progress=progress,
+        initial_model=args.init,
+        learning_rate=args.learning_rate,
     )
     print(json.dumps(metrics["validation_summary"], indent=2))
     print(f"model written to {args.out}")

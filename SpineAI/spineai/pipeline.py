@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from . import __version__
 from .errors import SpineAIError
 from .inference import Progress, ShouldCancel, SlicePredictor
 from .io import OutputSet, check_volume, read_image
 from .models.registry import load_model, model_for_task
-from .orientation import canonical_array, from_canonical, orientation_code, to_canonical
-from .postprocess import clean_cord_mask, lesion_label_map
+from .orientation import canonical_array, from_canonical, orientation_code, spacing_zyx, to_canonical
+from .postprocess import clean_cord_mask, clean_tumour_mask, lesion_label_map
 from .tasks import TASKS, TaskInfo, output_names  # noqa: F401 (TaskInfo re-exported for callers)
 
 
@@ -66,6 +67,7 @@ def segment(
         "model": main.spec.name,
         "model_sha256": main.spec.sha256,
         "model_contrasts": list(main.spec.contrasts),
+        "expected_contrast": TASKS[task].expected_contrast or "any common spine MRI contrast",
         "models": [{"task": p.spec.task, "name": p.spec.name, "sha256": p.spec.sha256} for p in predictors],
         "device": str(main.device),
         "seconds": round(time.perf_counter() - started, 3),
@@ -93,7 +95,30 @@ def segment_lesion(canonical: sitk.Image, device, progress=None, should_cancel=N
     return labels, predictors + [predictor], {"lesion_voxels_dropped_outside_cord": dropped}
 
 
-SEGMENTERS = {"cord": segment_cord, "lesion": segment_lesion}
+def segment_tumour(canonical: sitk.Image, device, progress=None, should_cancel=None):
+    """Label map of bit flags: 1 cord, 2 tumour outside the cord, 3 tumour inside the cord."""
+    cord, predictors, _ = segment_cord(canonical, device, _stage(progress, 0.0, 0.3), should_cancel)
+    predictor = predictor_for("tumor", device)
+    probability = canonical_array(predictor.probability(canonical, _stage(progress, 0.3, 1.0), should_cancel))
+    tumour, dropped = clean_tumour_mask(probability, cord, spacing_zyx(canonical), predictor.spec.threshold)
+    details = {
+        "input_appearance": input_appearance(canonical_array(canonical), cord),
+        "tumour_voxels_dropped_far_from_cord": dropped,
+    }
+    return (cord | (tumour << 1)).astype(np.uint8), predictors + [predictor], details
+
+
+def input_appearance(image: np.ndarray, cord: np.ndarray) -> dict:
+    """T1- or T2-like, from the ring just around the cord (CSF): a hint where a contrast was expected, not a check."""
+    if not cord.any():
+        return {"appearance": "unknown (no cord found)"}
+    ring = ndimage.binary_dilation(cord > 0, iterations=2) & ~(cord > 0)
+    ratio = float(np.median(image[ring]) / max(float(np.median(image[cord > 0])), 1e-6))
+    appearance = "T2-like: CSF brighter than cord" if ratio > 1.1 else "T1-like: CSF not brighter than cord"
+    return {"appearance": appearance, "csf_to_cord_ratio": round(ratio, 2)}
+
+
+SEGMENTERS = {"cord": segment_cord, "lesion": segment_lesion, "tumor": segment_tumour}
 
 
 def _stage(progress: Progress | None, start: float, end: float) -> Progress | None:
@@ -150,6 +175,8 @@ def segment_file(
         if task == "lesion":
             written["table"], flags = _write_lesion_table(out, result.mask, names["table"])
             sidecar["lesion"] = flags
+        elif task == "tumor":
+            written["table"], sidecar["tumor"] = _write_tumour_table(out, result, image, levels, names["table"])
         else:
             written.update(_write_cord_tables(out, names["stem"], result, levels, levels_path, source_series))
         written["sidecar"] = out.write_json(
@@ -177,6 +204,17 @@ def _write_lesion_table(out, label_map: sitk.Image, name: str) -> tuple[Path, di
 
     rows, flags = lesion_table(label_map)
     return out.write_csv(rows, name, LESION_COLUMNS), flags
+
+
+def _write_tumour_table(out, result: SegmentationResult, image, levels, name: str) -> tuple[Path, dict]:
+    """``<stem>_tumor.csv``: one row per tumour and a total row, each saying what contrast the model expects."""
+    from .measure.tumor import TUMOR_COLUMNS, tumor_table
+
+    rows, flags = tumor_table(result.mask, image, levels)
+    expected = TASKS["tumor"].expected_contrast
+    rows = [{**row, "expected_contrast": expected} for row in rows]
+    flags = {**flags, "expected_contrast": expected, "input_appearance": result.sidecar.get("input_appearance")}
+    return out.write_csv(rows, name, [*TUMOR_COLUMNS, "expected_contrast"]), flags
 
 
 def _dicom_source(image_path, image: sitk.Image):

@@ -48,3 +48,33 @@ def lesion_label_map(
     labels = np.where(cord > 0, 1, 0).astype(np.uint8)
     labels[lesion] = 2
     return labels, int(np.count_nonzero(candidates & ~lesion))
+
+
+TUMOUR_REACH_MM = 10.0  # how far from the cord a spinal (intradural) tumour may lie
+
+
+def clean_tumour_mask(
+    probability: np.ndarray,
+    cord: np.ndarray | None = None,
+    spacing=(1.0, 1.0, 1.0),
+    threshold: float = 0.5,
+    min_voxels: int = 10,
+) -> tuple[np.ndarray, int]:
+    """Threshold, fill axial holes, keep components of at least ``min_voxels`` within reach of the cord.
+
+    Returns (uint8 0/1 mask, voxels dropped as too far from the cord). Unlike the cord there may be
+    several tumours (metastases, drop lesions), so every plausible component is kept; but bright
+    fat or vessels far from the canal are not spinal tumours. Without a cord nothing is dropped
+    for distance (the cord network fails on some contrasts, e.g. axial T1).
+    """
+    mask = fill_holes_axial((probability >= threshold).astype(np.uint8))
+    components, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 2))
+    sizes = np.bincount(components.ravel())
+    keep = set(np.flatnonzero(sizes >= min_voxels).tolist()) - {0}
+    dropped = 0
+    if cord is not None and cord.any():
+        near = ndimage.distance_transform_edt(cord == 0, sampling=spacing) <= TUMOUR_REACH_MM
+        reachable = set(np.unique(components[near & (components > 0)]).tolist())
+        dropped = int(np.isin(components, sorted(keep - reachable)).sum())
+        keep &= reachable
+    return np.isin(components, sorted(keep)).astype(np.uint8), dropped

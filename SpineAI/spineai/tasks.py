@@ -18,6 +18,14 @@ class TaskInfo:
     segments: list[tuple[int, str]]
     output_suffix: str
     table_suffix: str  # <stem>_<table_suffix>.csv: the task's main measurement table
+    # Overlapping segments are bit flags of the label map (segment value v is where labels & v):
+    # an intramedullary tumour is cord and tumour at once. Otherwise labels are exclusive values.
+    overlapping: bool = False
+    expected_contrast: str = ""  # what the task's network was made for, stated in sidecar and table
+
+    def segment_mask(self, labels, value: int):
+        """Where segment ``value`` is, in a label map array of this task."""
+        return (labels & value) > 0 if self.overlapping else labels == value
 
 
 TASKS = {
@@ -28,6 +36,16 @@ TASKS = {
         [(1, "Spinal cord"), (2, "Spinal cord injury lesion")],
         "lesion_seg",
         "lesion",
+        expected_contrast="T2w or T2*w",
+    ),
+    "tumor": TaskInfo(
+        "tumor",
+        "Spinal tumour segmentation",
+        [(1, "Spinal cord"), (2, "Spinal tumour")],
+        "tumor_seg",
+        "tumor",
+        overlapping=True,
+        expected_contrast="Gd-enhanced T1w",
     ),
 }
 

@@ -17,7 +17,7 @@ from spineai.sample import T2, T2_CORD_MANUAL
 
 
 def overlap(mask: sitk.Image, truth_path) -> float:
-    return dice(sitk.GetArrayViewFromImage(mask), sitk.GetArrayViewFromImage(read_image(truth_path)) > 0.5)
+    return dice(sitk.GetArrayViewFromImage(mask), sitk.GetArrayFromImage(read_image(truth_path)) > 0.5)
 
 
 def test_bundled_sample_is_segmented_like_the_manual_mask():

@@ -67,12 +67,12 @@ def level_column(code) -> str:
 def aggregate_cohort(out_dir, task: str = "cord") -> dict[str, Path]:
     """Write OUT/<task>_morphometry_all.csv and OUT/<task>_summary.csv from the finished cases.
 
-    The lesion task writes OUT/lesion_all.csv (every lesion row of every case) and
-    OUT/lesion_summary.csv (each case's total row, with the lesion flags).
+    The lesion and tumour tasks write OUT/<task>_all.csv (every lesion or tumour row of every
+    case) and OUT/<task>_summary.csv (each case's total row).
     """
     out_dir = Path(out_dir)
-    if task == "lesion":
-        return aggregate_lesions(out_dir)
+    if task in ("lesion", "tumor"):
+        return aggregate_findings(out_dir, task)
     all_rows, summaries = [], []
     for case_id, sidecar in finished_cases(out_dir, task):
         per_slice, _ = case_tables(sidecar)
@@ -87,30 +87,40 @@ def aggregate_cohort(out_dir, task: str = "cord") -> dict[str, Path]:
         }
 
 
-def aggregate_lesions(out_dir: Path) -> dict[str, Path]:
-    from ..measure.lesion import LESION_COLUMNS
-
+def aggregate_findings(out_dir: Path, task: str) -> dict[str, Path]:
+    """Lesion and tumour cohorts: every row of every case (``<task>_all.csv``) and each case's total row."""
+    columns = finding_columns(task)
+    found_key = f"{task}_found"
     all_rows, summaries = [], []
-    for case_id, sidecar in finished_cases(out_dir, "lesion"):
+    for case_id, sidecar in finished_cases(out_dir, task):
         rows = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])
         all_rows += [{"case_id": case_id, **row} for row in rows]
-        flags = sidecar.get("lesion", {})
         summaries.append(
             {"case_id": case_id, "input": sidecar.get("input", ""), "cord_found": sidecar.get("cord_found", "")}
-            | {"lesion_found": flags.get("lesion_found", "")}
+            | {found_key: sidecar.get(task, {}).get(found_key, "")}
             | {key: value for key, value in rows[-1].items() if key != "label"}
             | {key: sidecar.get(key, "") for key in RUN_COLUMNS}
         )
-    lesion_columns = [c for c in LESION_COLUMNS if c != "label"]
+    total_columns = [c for c in columns if c != "label"]
     with OutputSet(out_dir) as out:
         return {
-            "lesions_all": out.write_csv(all_rows, "lesion_all.csv", ["case_id", *LESION_COLUMNS]),
+            f"{task}_all": out.write_csv(all_rows, f"{task}_all.csv", ["case_id", *columns]),
             "summary": out.write_csv(
                 summaries,
-                summary_name("lesion"),
-                ["case_id", "input", "cord_found", "lesion_found", *lesion_columns, *RUN_COLUMNS],
+                summary_name(task),
+                ["case_id", "input", "cord_found", found_key, *total_columns, *RUN_COLUMNS],
             ),
         }
+
+
+def finding_columns(task: str) -> list[str]:
+    if task == "lesion":
+        from ..measure.lesion import LESION_COLUMNS
+
+        return LESION_COLUMNS
+    from ..measure.tumor import TUMOR_COLUMNS
+
+    return [*TUMOR_COLUMNS, "expected_contrast"]
 
 
 def summary_columns(summaries: list[dict]) -> list[str]:

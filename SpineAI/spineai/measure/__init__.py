@@ -5,6 +5,7 @@
 * ``levels``: vertebral level of each slice from a labelled cord or disc points.
 * ``compression``: normalised compression ratio (MSCC-style).
 * ``lesion``: spinal cord injury lesion metrics (SCT sct_analyze_lesion).
+* ``tumor``: spinal tumour size, extent and compartment.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..io import OutputSet, image_stem, read_image
-from .checks import check_lesion_labels, check_mask
+from .checks import check_label_map, check_mask
 from .cord import LEVEL, MORPHOMETRY_COLUMNS, aggregate_per_level, cord_morphometry
 
 
@@ -32,18 +33,27 @@ def measure_mask_files(mask_path, out_dir, image_path=None, levels_path=None) ->
         return write_morphometry(out, image_stem(mask_path), mask, levels, levels_path)
 
 
-def measure_lesion_file(labels_path, out_dir, image_path=None) -> dict:
-    """Measure a lesion label map (0/1/2, e.g. a corrected ``_lesion_seg``) into ``<stem>_lesion.csv``.
+def measure_findings_file(task: str, labels_path, out_dir, image_path=None, levels_path=None) -> dict:
+    """Measure a lesion or tumour label map (e.g. a corrected ``_<task>_seg``) into ``<stem>_<task>.csv``.
 
-    Returns {"table": path, "flags": lesion flags (lesion found, voxels outside the cord, notes)}.
+    The image, when given, is checked to share the map's grid and gives the tumour's enhancement
+    ratio; levels (tumour) give the vertebral levels spanned. Returns {"table": path, "flags": ...}.
     """
-    from .lesion import LESION_COLUMNS, lesion_table
-
     labels = read_image(labels_path)
-    check_lesion_labels(labels, labels_path, read_image(image_path) if image_path is not None else None)
-    rows, flags = lesion_table(labels)
+    image = read_image(image_path) if image_path is not None else None
+    check_label_map(labels, task, labels_path, image)
+    if task == "lesion":
+        from .lesion import LESION_COLUMNS as columns
+        from .lesion import lesion_table
+
+        rows, flags = lesion_table(labels)
+    else:
+        from .tumor import TUMOR_COLUMNS as columns
+        from .tumor import tumor_table
+
+        rows, flags = tumor_table(labels, image, read_image(levels_path) if levels_path is not None else None)
     with OutputSet(Path(out_dir)) as out:
-        return {"table": out.write_csv(rows, f"{image_stem(labels_path)}_lesion.csv", LESION_COLUMNS), "flags": flags}
+        return {"table": out.write_csv(rows, f"{image_stem(labels_path)}_{task}.csv", columns), "flags": flags}
 
 
 def morphometry_tables(mask, levels=None, levels_source="levels") -> dict[str, list[dict]]:

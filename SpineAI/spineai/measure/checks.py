@@ -19,9 +19,16 @@ def check_mask(mask: sitk.Image, source, image: sitk.Image | None = None) -> Non
         check_same_grid(mask, image, source, "the image")
 
 
-def check_lesion_labels(labels: sitk.Image, source, image: sitk.Image | None = None) -> None:
-    """As ``check_mask`` for a lesion label map: 0 background, 1 cord, 2 lesion, some cord or lesion present."""
-    _check_labels(labels, source, (0, 1, 2), "not a lesion label map", "expected 0 background, 1 cord, 2 lesion")
+LABEL_MAPS = {
+    "lesion": ((0, 1, 2), "expected 0 background, 1 cord, 2 lesion"),
+    "tumor": ((0, 1, 2, 3), "expected 0 background, 1 cord, 2 tumour outside the cord, 3 tumour inside it"),
+}
+
+
+def check_label_map(labels: sitk.Image, task: str, source, image: sitk.Image | None = None) -> None:
+    """As ``check_mask`` for the label map of the lesion or tumour task (``LABEL_MAPS``)."""
+    allowed, hint = LABEL_MAPS[task]
+    _check_labels(labels, source, allowed, f"not a {task} label map", hint)
     if image is not None:
         check_same_grid(labels, image, source, "the image")
 

@@ -197,7 +197,7 @@ def case_entry(out_dir: Path, record: dict, task: str, failures: dict) -> dict:
         return entry
     summary = case_summary(case_id, sidecar)
     entry |= {"status": "ok" if sidecar.get("cord_found") else "no cord", "input": sidecar.get("input", "")}
-    entry["measurements"] = lesion_measurements(sidecar) if task == "lesion" else display_measurements(summary)
+    entry["measurements"] = finding_measurements(sidecar, task) if task in FINDINGS else display_measurements(summary)
     entry["summary"] = {k: summary.get(k, "") for k in ("mean_csa_mm2", "cord_length_mm", "slices")}
     try:
         views = current_views(out_dir, case_id, sidecar)
@@ -244,15 +244,32 @@ def display_measurements(summary: dict) -> list[list[str]]:
     return [[label, _text(value)] for label, value in pairs]
 
 
-def lesion_measurements(sidecar: dict) -> list[list[str]]:
-    """[label, value] pairs of the lesion task: the case's total row and the run facts."""
+# The total-row columns shown for the tasks that find lesions or tumours, as (label, column).
+FINDINGS = {
+    "lesion": [
+        ("Lesions", "n_lesions"),
+        ("Lesion volume (mm³)", "volume"),
+        ("Lesion length (mm)", "length"),
+        ("Max axial damage ratio", "max_axial_damage_ratio"),
+        ("BASIC grade (proposal)", "BASIC_proposed"),
+    ],
+    "tumor": [
+        ("Tumours", "n_components"),
+        ("Tumour volume (mL)", "volume_ml"),
+        ("Craniocaudal length (mm)", "craniocaudal_length"),
+        ("Max 3D diameter (mm)", "max_3d_diameter"),
+        ("Compartment", "compartment"),
+        ("Levels", "levels"),
+        ("Model expects", "expected_contrast"),
+    ],
+}
+
+
+def finding_measurements(sidecar: dict, task: str) -> list[list[str]]:
+    """[label, value] pairs of the lesion or tumour task: the case's total row and the run facts."""
     total = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])[-1]
-    pairs = [
-        ("Lesions", total["n_lesions"]),
-        ("Lesion volume (mm³)", total["volume"]),
-        ("Lesion length (mm)", total["length"]),
-        ("Max axial damage ratio", total["max_axial_damage_ratio"]),
-        ("BASIC grade (proposal)", total["BASIC_proposed"]),
+    pairs = [(label, total.get(column, "")) for label, column in FINDINGS[task]]
+    pairs += [
         ("Cord found", "yes" if sidecar.get("cord_found") else "no"),
         ("Model", sidecar.get("model", "")),
         ("Device", sidecar.get("device", "")),

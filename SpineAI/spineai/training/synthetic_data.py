@@ -17,9 +17,11 @@ from functools import partial
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..io import read_image
 from ..orientation import canonical_array, spacing_zyx, to_canonical
+from ..postprocess import TUMOUR_REACH_MM
 from .cases import Case
 from .data import PatchSampler, Volume
 from .synthetic_lesions import LesionShape, synthesise_lesions
@@ -37,6 +39,9 @@ class SyntheticTask:
     target_of: Callable[[np.ndarray], np.ndarray]  # label map -> target mask
     cord_of: Callable[[np.ndarray], np.ndarray]  # label map -> cord mask
     per_scan: tuple[int, int] = (0, 4)  # training targets per scan, uniform, upper bound exclusive
+    # Patches without a target are centred within this distance of the cord: where the task's
+    # post-processing keeps findings, so where false positives would count.
+    reach_mm: float = 0.0
     test_per_scan: tuple[int, int] = (1, 4)  # the test set's painted copies (plus one target-free copy)
 
 
@@ -56,6 +61,7 @@ SYNTHETIC_TASKS = {
         cord_of=lambda labels: (labels.astype(np.uint8) & 1) > 0,
         per_scan=(0, 3),
         test_per_scan=(1, 3),
+        reach_mm=TUMOUR_REACH_MM,
     ),
 }
 
@@ -67,12 +73,19 @@ class SyntheticTrainingSet:
         self.volumes = volumes
         self.task = task
         self.rng = rng
+        self.regions = [self._region(volume) for volume in volumes]
+
+    def _region(self, volume: Volume) -> np.ndarray:
+        """Where patches without a target are centred: the cord and its surroundings within reach."""
+        cord = self.task.cord_of(volume.labels)
+        if self.task.reach_mm > 0 and cord.any():
+            cord = ndimage.distance_transform_edt(~cord, sampling=volume.spacing) <= self.task.reach_mm
+        return np.moveaxis(cord, volume.axis, 0)
 
     def sampler(self, patch_size: int, context_slices: int, positive_fraction: float = 0.5) -> PatchSampler:
         """A patch sampler over the volumes, with newly painted targets."""
         slices = [self._with_targets(volume) for volume in self.volumes]
-        cords = [np.moveaxis(self.task.cord_of(volume.labels), volume.axis, 0) for volume in self.volumes]
-        return PatchSampler(slices, patch_size, positive_fraction, context_slices, regions=cords)
+        return PatchSampler(slices, patch_size, positive_fraction, context_slices, regions=self.regions)
 
     def _with_targets(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
         target = self.task.target_of(volume.labels)

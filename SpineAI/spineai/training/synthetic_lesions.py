@@ -75,28 +75,36 @@ def _reference_intensities(image: np.ndarray, cord: np.ndarray) -> tuple[float, 
 
 def _lesion_weight(cord, spacing, slices, rng, shape: LesionShape):
     """Soft lesion weight (0..1, zero outside the cord) on a box around a random cord position."""
-    pz, py, px = spacing
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
     radii = rng.uniform(*shape.radius_mm, size=2)  # (ry, rx) mm
     z0 = int(rng.choice(slices))
+    offset = rng.normal(0, 0.25, size=2) * radii  # off-centre within the cord (e.g. dorsal horns)
+    weight, box = ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.25))
+    return weight * cord[box], box
+
+
+def ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, irregularity, softness_range):
+    """Soft (0..1) roughened ellipsoid whose axial centre follows the cord's centre slice by slice.
+
+    ``length`` (mm) along the cord around slice ``z0``, in-plane semi-axes ``radii`` = (ry, rx) mm,
+    its centre ``offset`` (mm) from the cord's; slices without cord use the centre at ``z0``.
+    Returns the weight on a box of whole slices and that box.
+    """
+    pz, py, px = spacing
     half = int(np.ceil(length / 2 / pz)) + 1
     zs = np.arange(max(z0 - half, 0), min(z0 + half + 1, cord.shape[0]))
-    offset = rng.normal(0, 0.25, size=2) * radii  # off-centre within the cord (e.g. dorsal horns)
     ys, xs = np.arange(cord.shape[1]), np.arange(cord.shape[2])
     weight = np.zeros((len(zs), cord.shape[1], cord.shape[2]), np.float32)
-    roughness = _smooth_noise(weight.shape, spacing, rng) * shape.irregularity
-    softness = rng.uniform(0.05, 0.25)
+    roughness = _smooth_noise(weight.shape, spacing, rng) * irregularity
+    softness = rng.uniform(*softness_range)
     for i, z in enumerate(zs):
-        centre = _cord_centre(cord, z)
-        if centre is None:
-            continue
+        centre = _cord_centre(cord, z) or _cord_centre(cord, z0)
         dz = (z - z0) * pz / (length / 2)
         dy = ((ys - centre[0]) * py - offset[0]) / radii[0]
         dx = ((xs - centre[1]) * px - offset[1]) / radii[1]
         distance = np.sqrt(dz**2 + dy[:, None] ** 2 + dx[None, :] ** 2) * (1 + roughness[i])
         weight[i] = expit((1 - distance) / softness)
-    box = (slice(zs[0], zs[-1] + 1), slice(None), slice(None))
-    return weight * cord[box], box
+    return weight, (slice(zs[0], zs[-1] + 1), slice(None), slice(None))
 
 
 def _cord_centre(cord: np.ndarray, z: int):

@@ -17,9 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
-from .synthetic_lesions import _cord_centre, _smooth_noise
+from .synthetic_lesions import ellipsoid_along_cord
 
 
 @dataclass(frozen=True)
@@ -64,12 +63,10 @@ def synthesise_tumours(
 
 def _tumour_weight(cord, spacing, slices, rng, shape: TumourShape, inside: bool):
     """Soft tumour weight (0..1) on a slab of slices around a random cord level."""
-    pz, py, px = spacing
+    _, py, px = spacing
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
     radii = rng.uniform(*shape.radius_mm, size=2)
     z0 = int(rng.choice(slices))
-    half = int(np.ceil(length / 2 / pz)) + 1
-    zs = np.arange(max(z0 - half, 0), min(z0 + half + 1, cord.shape[0]))
     if inside:
         offset = rng.normal(0, 0.2, size=2) * radii
     else:  # beside the cord, abutting it: centred about one cord radius plus one own radius away
@@ -77,18 +74,7 @@ def _tumour_weight(cord, spacing, slices, rng, shape: TumourShape, inside: bool)
         cord_radius = np.sqrt(cord[z0].sum() * py * px / np.pi)
         distance = cord_radius + radii.mean() * rng.uniform(0.8, 1.2)
         offset = distance * np.array([np.sin(angle), np.cos(angle)])
-    ys, xs = np.arange(cord.shape[1]), np.arange(cord.shape[2])
-    roughness = _smooth_noise((len(zs), cord.shape[1], cord.shape[2]), spacing, rng) * shape.irregularity
-    weight = np.zeros(roughness.shape, np.float32)
-    softness = rng.uniform(0.05, 0.2)
-    for i, z in enumerate(zs):
-        centre = _cord_centre(cord, z) or _cord_centre(cord, z0)
-        dz = (z - z0) * pz / (length / 2)
-        dy = ((ys - centre[0]) * py - offset[0]) / radii[0]
-        dx = ((xs - centre[1]) * px - offset[1]) / radii[1]
-        distance = np.sqrt(dz**2 + dy[:, None] ** 2 + dx[None, :] ** 2) * (1 + roughness[i])
-        weight[i] = expit((1 - distance) / softness)
-    box = (slice(zs[0], zs[-1] + 1), slice(None), slice(None))
+    weight, box = ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.2))
     # Inside: clipped to the cord. Outside: the mass stops at the cord, which stays visible beside it.
     return (weight * cord[box] if inside else weight * ~cord[box]), box
 

@@ -22,13 +22,14 @@ import torch
 from torch.nn import functional as F
 
 from .. import __version__
+from ..errors import SpineAIError
 from ..inference import SlicePredictor
 from ..io import read_image
 from ..metrics import annotated_range, dice, lesion_detection
-from ..models.registry import ModelSpec, save_weights
+from ..models.registry import ModelSpec, load_model, model_for_task, save_weights
 from ..models.unet import UNet2D
-from ..orientation import canonical_array, to_canonical
-from ..postprocess import clean_cord_mask, lesion_label_map
+from ..orientation import canonical_array, spacing_zyx, to_canonical
+from ..postprocess import clean_cord_mask, clean_tumour_mask, lesion_label_map
 from .augment import augment
 from .cases import Case
 from .data import PatchSampler, prepare_volume
@@ -108,7 +109,8 @@ def _score_synthetic(predictor: SlicePredictor, scan) -> dict:
     if predictor.spec.task == "lesion":
         prediction = lesion_label_map(scan.cord, probability, predictor.spec.threshold)[0] == 2
     else:
-        prediction = probability >= predictor.spec.threshold
+        spacing = spacing_zyx(scan.image)
+        prediction = clean_tumour_mask(probability, scan.cord, spacing, predictor.spec.threshold)[0] > 0
     detection = lesion_detection(prediction, scan.target)
     # Target-free copies are reported apart: there only false positives can happen.
     group = scan.case.group + ("" if scan.target.any() else " (target-free)")
@@ -149,6 +151,7 @@ def train(
     validate_every: int = 500,
     spec: ModelSpec = DEFAULT_SPEC,
     progress=None,
+    initial_model: Path | None = None,
 ) -> dict:
     """Train, validate, and write ``<task>.safetensors`` + ``<task>.json`` + ``metrics.json`` to ``out_dir``.
 
@@ -166,7 +169,7 @@ def train(
     painted = SyntheticTrainingSet(volumes, synthetic, rng) if synthetic else None
     test_scans = synthetic_test_scans(val_cases, synthetic) if synthetic else None
     sampler = painted.sampler(patch_size, spec.context_slices) if painted else _cord_sampler(volumes, patch_size, spec)
-    model = UNet2D(in_channels=spec.in_channels, channels=spec.channels)
+    model = _initial_network(spec, initial_model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=iterations, pct_start=0.05)
     history, started = [], time.perf_counter()
@@ -206,6 +209,16 @@ def train(
             )
             metrics = _write_model(model, spec, out_dir, cases, results, history, settings)
     return metrics
+
+
+def _initial_network(spec: ModelSpec, folder: Path | None) -> UNet2D:
+    """A fresh network, or the task's model in ``folder`` (checksum verified) to fine-tune, e.g. on a site's labels."""
+    if folder is None:
+        return UNet2D(in_channels=spec.in_channels, channels=spec.channels)
+    start = model_for_task(spec.task, folder)
+    if (start.in_channels, start.channels) != (spec.in_channels, spec.channels):
+        raise SpineAIError(f"{folder}: the {spec.task} model there has another architecture than this training")
+    return load_model(start)
 
 
 def _cord_sampler(volumes, patch_size, spec) -> PatchSampler:
