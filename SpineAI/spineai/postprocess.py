@@ -30,21 +30,26 @@ def clean_cord_mask(probability: np.ndarray, threshold: float = 0.5) -> np.ndarr
     return fill_holes_axial(largest_component(mask)).astype(np.uint8)
 
 
+LESION_MIN_INSIDE = 0.5  # share of a lesion component's voxels that must lie in the cord
+
+
 def lesion_label_map(
     cord: np.ndarray, lesion_probability: np.ndarray, threshold: float = 0.5
 ) -> tuple[np.ndarray, int]:
     """Label map 0 background / 1 cord / 2 lesion, and the number of lesion voxels dropped outside the cord.
 
-    A lesion is intramedullary by definition, so lesion components that do not touch the cord are
-    dropped (and counted). A kept component is kept whole and the cord grows to contain it: a
-    contused cord is swollen and bright, exactly where a cord network trained on healthy cords is
-    likeliest to fall short, and clipping the lesion to that cord would understate it.
+    A lesion is intramedullary by definition, so a lesion component is kept only when most of it
+    (``LESION_MIN_INSIDE``) lies in the cord; the rest are dropped and counted (bright CSF beside
+    the cord, partial volume at the cord's edge). A kept component is kept whole and the cord grows
+    to contain it: a contused cord is swollen and bright, exactly where a cord network trained on
+    healthy cords is likeliest to fall short, and clipping the lesion to that cord would understate it.
     """
     candidates = (lesion_probability >= threshold) & np.isfinite(lesion_probability)
     components, count = ndimage.label(candidates, structure=ndimage.generate_binary_structure(3, 2))
-    near_cord = ndimage.binary_dilation(cord > 0, structure=ndimage.generate_binary_structure(3, 1))
-    touching = np.unique(components[near_cord & candidates])
-    lesion = np.isin(components, touching[touching > 0])
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    inside = np.bincount(components[cord > 0].ravel(), minlength=count + 1)
+    kept = np.flatnonzero(inside >= LESION_MIN_INSIDE * np.maximum(sizes, 1))
+    lesion = np.isin(components, kept[kept > 0])
     labels = np.where(cord > 0, 1, 0).astype(np.uint8)
     labels[lesion] = 2
     return labels, int(np.count_nonzero(candidates & ~lesion))
