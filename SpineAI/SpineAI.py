@@ -25,8 +25,9 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from SpineAILib import JobState, SegmentationJob
 from SpineAILib import SpineAILogic as EngineLogic
+from SpineAILib.Logic import taskLabel
 from SpineAILib.MeasurementTable import CHART_REFERENCE, tableFlags
-from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, referenceVolume
+from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, contrastNote, referenceVolume
 from SpineAILib.Terminology import stylesForTask
 
 from spineai.errors import Cancelled, SpineAIError
@@ -44,7 +45,9 @@ class SpineAI(ScriptedLoadableModule):
             "is segmented (standard SNOMED CT terminology), measured slice by slice (cross-sectional area, "
             "diameters, ... with units) and plotted along the cord. <b>Segment lesion</b> (axial T2) segments the "
             "cord and a spinal cord injury lesion inside it and measures each lesion (volume, length, width, "
-            "tissue bridges, ...) with a total row. Edit the segmentation in Segment Editor and click "
+            "tissue bridges, ...) with a total row. <b>Segment tumour</b> (Gd-enhanced T1) segments the cord and "
+            "spinal tumours, which may lie inside the cord (overlapping segments), and measures each tumour (volume, "
+            "diameters, compartment, ...). Edit the segmentation in Segment Editor and click "
             "<b>Update measurements</b>; export the table as CSV."
         )
         self.parent.acknowledgementText = _(
@@ -99,7 +102,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for task in self.logic.availableTasks():
             names = ", ".join(stylesForTask(task))
             section = qt.QGroupBox(names)
-            button = qt.QPushButton(_("Segment {task}").format(task=task))
+            button = qt.QPushButton(_("Segment {task}").format(task=taskLabel(task)))
             button.toolTip = _("Segment {names} in the input volume, then measure it").format(names=names)
             button.clicked.connect(lambda checked=False, task=task: self.onSegment(task))
             qt.QVBoxLayout(section).addWidget(button)
@@ -176,7 +179,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showMessage(error)
             return
         self.job = job
-        self.ui.statusLabel.text = _("Segmenting {task}...").format(task=task)
+        self.ui.statusLabel.text = _("Segmenting {task}...").format(task=taskLabel(task))
         self.showRunning(True)
         self.pollTimer.start()
 
@@ -195,7 +198,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = _(
             "{name}: segmented in {seconds} s on {device}. Edit it in Segment Editor, then Update measurements."
         ).format(name=segmentationNode.GetName(), seconds=sidecar.get("seconds"), device=sidecar.get("device"))
-        self.ui.statusLabel.text += self.measurementNotes(tableNode)
+        self.ui.statusLabel.text += self.resultNotes(segmentationNode, tableNode)
         if tableNode is not None:
             chart = tableNode.GetNodeReference(CHART_REFERENCE)
             if chart is not None:
@@ -236,12 +239,15 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showMessage(error)
             return
         self.ui.statusLabel.text = _("Measurements updated from {name}.").format(name=segmentationNode.GetName())
-        self.ui.statusLabel.text += self.measurementNotes(self._parameterNode.table)
+        self.ui.statusLabel.text += self.resultNotes(segmentationNode, self._parameterNode.table)
 
     @staticmethod
-    def measurementNotes(tableNode) -> str:
-        """The measurement's notes for the status line (e.g. 'no lesion inside the cord'), or ''."""
-        notes = tableFlags(tableNode).get("notes", []) if tableNode is not None else []
+    def resultNotes(segmentationNode, tableNode) -> str:
+        """For the status line: the expected vs apparent contrast (tumour task) and the measurement's
+        notes (e.g. 'no lesion inside the cord'), or ''."""
+        notes = [contrastNote(segmentationNode)] if segmentationNode is not None else []
+        notes += tableFlags(tableNode).get("notes", []) if tableNode is not None else []
+        notes = [note for note in notes if note]
         return (" " + _("Notes: {notes}.").format(notes="; ".join(notes))) if notes else ""
 
     def onExportCSV(self) -> None:

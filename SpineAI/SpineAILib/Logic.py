@@ -24,6 +24,7 @@ import SimpleITK as sitk
 import slicer
 
 from spineai.errors import InputError, SpineAIError
+from spineai.tasks import TASKS
 
 from . import MeasurementTable, SegmentationNodes
 from .Dependencies import DependencyInstaller
@@ -35,12 +36,19 @@ from .VolumeConversion import arrayOnVolumeGrid, checkInputVolume, imageOnVolume
 TABLE_REFERENCE = "SpineAI.Measurements"
 # Panel labels and engine names of the devices.
 DEVICES = {"auto": "auto", "gpu": "cuda", "cuda": "cuda", "cpu": "cpu"}
+# Task names are code (as the engine's CLI spells them); the panel speaks as the segment names do.
+TASK_LABELS = {"tumor": "tumour"}
 
 
 def _engineSegment(image, task, device, progress, should_cancel, source):
     from spineai.pipeline import segment
 
     return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source)
+
+
+def taskLabel(task: str) -> str:
+    """The task as the panel names it ('Segment tumour' for the task 'tumor')."""
+    return TASK_LABELS.get(task, task)
 
 
 def engineTasks() -> dict:
@@ -93,7 +101,8 @@ class SpineAILogic:
         if volumeNode is None or not slicer.mrmlScene.IsNodePresent(volumeNode):
             raise InputError("input volume", "was removed from the scene during the run; nothing was added")
         array = arrayOnVolumeGrid(result.mask, volumeNode)
-        if not any(np.any(array == labelValue) for labelValue, _ in result.segments):
+        segmentMask = TASKS[task].segment_mask  # bit flags for overlapping segments (tumour), else values
+        if not any(np.any(segmentMask(array, labelValue)) for labelValue, _ in result.segments):
             names = " or ".join(name for _, name in result.segments).lower()
             raise InputError(
                 volumeNode.GetName(),
@@ -109,7 +118,7 @@ class SpineAILogic:
             name = _freeName(f"{volumeNode.GetName()} {task} segmentation", replaced=previous)
             segmentationNode = SegmentationNodes.createSegmentationNode(volumeNode, task, name)
             SegmentationNodes.setSegmentsFromMask(
-                segmentationNode, volumeNode, array, result.segments, stylesForTask(task), terminologyLogic
+                segmentationNode, volumeNode, array, result.segments, segmentMask, stylesForTask(task), terminologyLogic
             )
             segmentationNode.SetAttribute(SegmentationNodes.SIDECAR_ATTRIBUTE, _json(result.sidecar))
             tableNode = self.updateMeasurements(segmentationNode, volumeNode, task)
@@ -145,7 +154,8 @@ class SpineAILogic:
         spec = MEASUREMENTS.get(task)
         if spec is None:
             return None
-        rows, flags = spec.measure(segmentsLabelMap(segmentationNode, volumeNode, task, spec))
+        labelMap = segmentsLabelMap(segmentationNode, volumeNode, task, spec)
+        rows, flags = spec.measure(labelMap, volumeToImage(volumeNode)) if spec.needsImage else spec.measure(labelMap)
         tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)
         with sceneTransaction(slicer.mrmlScene):
             created = tableNode is None
@@ -158,7 +168,8 @@ class SpineAILogic:
             MeasurementTable.fillTable(tableNode, rows, presentColumns(spec, rows), spec.units())
             MeasurementTable.setFlags(tableNode, flags)
             if created and spec.chart is not None:
-                name, color = f"{volumeNode.GetName()} {spec.chart.title}", stylesForTask(task)[spec.required].color
+                name = f"{volumeNode.GetName()} {spec.chart.title}"
+                color = stylesForTask(task)[spec.segments[0][1]].color  # the chart plots the first segment (cord)
                 chart = MeasurementTable.createChart(tableNode, name, spec.chart, color)
                 SegmentationNodes.placeBesideVolume(chart, volumeNode)
         return tableNode
@@ -171,11 +182,15 @@ class SpineAILogic:
 
 
 def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Image:
-    """The spec's segments as one uint8 label map on the volume's grid (later segments win overlaps).
+    """The spec's segments as one uint8 label map on the volume's grid, as the engine labels them.
 
-    Raises InputError when the spec's required segment is empty; other segments may be empty.
+    The inverse of ``TaskInfo.segment_mask``: for a task with overlapping segments (tumour) each
+    segment ORs its bit (cord 1 | tumour 2 = 3 where both are); otherwise each segment is painted
+    with its value, later segments winning overlaps. Raises InputError when the spec's required
+    segment is empty, or, for a spec without one, when every segment is empty.
     """
     styles = stylesForTask(task)
+    overlapping = TASKS[task].overlapping
     labels = None
     for labelValue, name in spec.segments:
         style = styles.get(name)
@@ -186,7 +201,10 @@ def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Imag
         if name == spec.required and not voxels.any():
             raise InputError(segmentationNode.GetName(), f"the '{name}' segment is empty; nothing to measure")
         labels = np.zeros(voxels.shape, np.uint8) if labels is None else labels
-        labels[voxels] = labelValue
+        labels[voxels] = (labels[voxels] | labelValue) if overlapping else labelValue
+    if spec.required is None and not labels.any():
+        names = ", ".join(f"'{name}'" for _, name in spec.segments)
+        raise InputError(segmentationNode.GetName(), f"the {names} segments are all empty; nothing to measure")
     return imageOnVolumeGrid(labels, volumeNode)
 
 

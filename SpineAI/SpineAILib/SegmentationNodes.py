@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
 import numpy as np
 import slicer
@@ -49,9 +50,20 @@ def placeBesideVolume(node, volumeNode) -> None:
 
 
 def setSegmentsFromMask(
-    segmentationNode, volumeNode, mask: np.ndarray, segments, styles: dict[str, SegmentStyle], terminologyLogic=None
+    segmentationNode,
+    volumeNode,
+    mask: np.ndarray,
+    segments,
+    segmentMask: Callable[[np.ndarray, int], np.ndarray],
+    styles: dict[str, SegmentStyle],
+    terminologyLogic=None,
 ) -> None:
-    """One coded, coloured segment per (label value, name) of ``segments``, from ``mask`` a[k, j, i]."""
+    """One coded, coloured segment per (label value, name) of ``segments``, from the label map ``mask`` a[k, j, i].
+
+    ``segmentMask(mask, value)`` is where a segment is (the task's ``TaskInfo.segment_mask``: bit
+    flags for overlapping segments). Each segment is imported on its own; Slicer moves a segment
+    that overlaps another into a separate labelmap layer, so both keep the shared voxels.
+    """
     segmentation = segmentationNode.GetSegmentation()
     for labelValue, name in segments:
         style = styles.get(name)
@@ -68,9 +80,22 @@ def setSegmentsFromMask(
         segment.SetTerminology(style.terminologyEntry(terminologyLogic))
         with temporaryNodes(slicer.mrmlScene):
             slicer.util.updateSegmentBinaryLabelmapFromArray(
-                (mask == labelValue).astype(np.uint8), segmentationNode, style.segmentId, volumeNode
+                segmentMask(mask, labelValue).astype(np.uint8), segmentationNode, style.segmentId, volumeNode
             )
     segmentationNode.SetAttribute(DIGEST_ATTRIBUTE, contentDigest(segmentationNode, volumeNode))
+
+
+def contrastNote(segmentationNode) -> str:
+    """'model expects Gd-enhanced T1w; this volume looks T2-like' for a result whose engine judged the
+    input's appearance (tumour task), else ''. A hint, not a check: the engine runs any contrast."""
+    sidecar = json.loads(segmentationNode.GetAttribute(SIDECAR_ATTRIBUTE) or "{}")
+    appearance = (sidecar.get("input_appearance") or {}).get("appearance")
+    expected = sidecar.get("expected_contrast")
+    if not appearance or not expected:
+        return ""
+    if appearance.startswith("unknown"):  # e.g. "unknown (no cord found)": no CSF ring to compare
+        return f"model expects {expected}; this volume's contrast is {appearance}"
+    return f"model expects {expected}; this volume looks {appearance.split(':')[0]}"
 
 
 def segmentMask(segmentationNode, segmentId: str, volumeNode) -> np.ndarray:
