@@ -53,11 +53,13 @@ def synthesise_lesions(
         return image, lesion
     cord_level, csf_level = _reference_intensities(image, cord)
     for _ in range(count):
-        weight, box = _lesion_weight(cord, spacing, slices, rng, shape)
+        blob = _lesion_blob(cord, spacing, slices, rng, shape)
+        box = blob.box
+        weight = blob.inside() * cord[box]
         contrast = rng.uniform(*shape.contrast)
         shift = weight * contrast * (csf_level - cord_level)
         if rng.random() < shape.haemorrhage_probability:
-            core = np.clip((weight - 0.85) / 0.15, 0, 1)  # the innermost part only
+            core = blob.inside(rng.uniform(0.3, 0.6)) * cord[box]  # the inner part: a dark haemorrhage
             shift -= core * (contrast * (csf_level - cord_level) + rng.uniform(0.3, 0.6) * cord_level)
         image[box] += shift
         lesion[box] |= (weight >= 0.5).astype(np.uint8)
@@ -73,38 +75,48 @@ def _reference_intensities(image: np.ndarray, cord: np.ndarray) -> tuple[float, 
     return cord_level, max(csf_level, 1.6 * cord_level)
 
 
-def _lesion_weight(cord, spacing, slices, rng, shape: LesionShape):
-    """Soft lesion weight (0..1, zero outside the cord) on a box around a random cord position."""
+def _lesion_blob(cord, spacing, slices, rng, shape: LesionShape) -> Blob:
+    """A lesion-sized ellipsoid around a random cord position, off-centre within the cord."""
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
     radii = rng.uniform(*shape.radius_mm, size=2)  # (ry, rx) mm
     z0 = int(rng.choice(slices))
     offset = rng.normal(0, 0.25, size=2) * radii  # off-centre within the cord (e.g. dorsal horns)
-    weight, box = ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.25))
-    return weight * cord[box], box
+    return ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.25))
 
 
-def ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, irregularity, softness_range):
-    """Soft (0..1) roughened ellipsoid whose axial centre follows the cord's centre slice by slice.
+@dataclass(frozen=True)
+class Blob:
+    """A roughened ellipsoid on ``box`` (whole slices): ``distance`` 1 on its outline, 0 at its centre."""
+
+    distance: np.ndarray
+    softness: float
+    box: tuple
+
+    def inside(self, radius: float = 1.0) -> np.ndarray:
+        """Soft (0..1) membership of the blob shrunk to ``radius`` (e.g. 0.5: its inner half)."""
+        return expit((radius - self.distance) / self.softness).astype(np.float32)
+
+
+def ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, irregularity, softness_range) -> Blob:
+    """A roughened ellipsoid whose axial centre follows the cord's centre slice by slice.
 
     ``length`` (mm) along the cord around slice ``z0``, in-plane semi-axes ``radii`` = (ry, rx) mm,
     its centre ``offset`` (mm) from the cord's; slices without cord use the centre at ``z0``.
-    Returns the weight on a box of whole slices and that box.
     """
     pz, py, px = spacing
     half = int(np.ceil(length / 2 / pz)) + 1
     zs = np.arange(max(z0 - half, 0), min(z0 + half + 1, cord.shape[0]))
     ys, xs = np.arange(cord.shape[1]), np.arange(cord.shape[2])
-    weight = np.zeros((len(zs), cord.shape[1], cord.shape[2]), np.float32)
-    roughness = _smooth_noise(weight.shape, spacing, rng) * irregularity
+    distance = np.zeros((len(zs), cord.shape[1], cord.shape[2]), np.float32)
+    roughness = _smooth_noise(distance.shape, spacing, rng) * irregularity
     softness = rng.uniform(*softness_range)
     for i, z in enumerate(zs):
         centre = _cord_centre(cord, z) or _cord_centre(cord, z0)
         dz = (z - z0) * pz / (length / 2)
         dy = ((ys - centre[0]) * py - offset[0]) / radii[0]
         dx = ((xs - centre[1]) * px - offset[1]) / radii[1]
-        distance = np.sqrt(dz**2 + dy[:, None] ** 2 + dx[None, :] ** 2) * (1 + roughness[i])
-        weight[i] = expit((1 - distance) / softness)
-    return weight, (slice(zs[0], zs[-1] + 1), slice(None), slice(None))
+        distance[i] = np.sqrt(dz**2 + dy[:, None] ** 2 + dx[None, :] ** 2) * (1 + roughness[i])
+    return Blob(distance, softness, (slice(zs[0], zs[-1] + 1), slice(None), slice(None)))
 
 
 def _cord_centre(cord: np.ndarray, z: int):

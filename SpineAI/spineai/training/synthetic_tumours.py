@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic_lesions import ellipsoid_along_cord
+from .synthetic_lesions import Blob, ellipsoid_along_cord
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,15 @@ def synthesise_tumours(
     cord_level = float(np.median(image[cord]))
     for _ in range(count):
         inside = rng.random() < shape.intramedullary_probability
-        weight, box = _tumour_weight(cord, spacing, slices, rng, shape, inside)
+        blob = _tumour_blob(cord, spacing, slices, rng, shape, inside)
+        box = blob.box
+        # Inside: clipped to the cord. Outside: the mass stops at the cord, which stays visible beside it.
+        allowed = cord[box] if inside else ~cord[box]
+        weight = blob.inside() * allowed
         level = cord_level * (1 + rng.uniform(*shape.enhancement))
         target = np.full(weight.shape, level, np.float32)
         if rng.random() < shape.core_probability:
-            core = np.clip((weight - 0.9) / 0.1, 0, 1)  # the centre: cyst or necrosis, darker than cord
+            core = blob.inside(rng.uniform(0.3, 0.6)) * allowed  # the centre: cyst or necrosis, darker than cord
             target = target * (1 - core) + core * cord_level * rng.uniform(0.3, 0.8)
         # Replace rather than add: an extramedullary mass displaces CSF or fat, it does not sit on top.
         image[box] = image[box] * (1 - weight) + weight * (target + _texture(image[box], rng))
@@ -61,8 +65,8 @@ def synthesise_tumours(
     return image, tumour
 
 
-def _tumour_weight(cord, spacing, slices, rng, shape: TumourShape, inside: bool):
-    """Soft tumour weight (0..1) on a slab of slices around a random cord level."""
+def _tumour_blob(cord, spacing, slices, rng, shape: TumourShape, inside: bool) -> Blob:
+    """A tumour-sized ellipsoid at a random cord level, in the cord or abutting it."""
     _, py, px = spacing
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
     radii = rng.uniform(*shape.radius_mm, size=2)
@@ -74,9 +78,7 @@ def _tumour_weight(cord, spacing, slices, rng, shape: TumourShape, inside: bool)
         cord_radius = np.sqrt(cord[z0].sum() * py * px / np.pi)
         distance = cord_radius + radii.mean() * rng.uniform(0.8, 1.2)
         offset = distance * np.array([np.sin(angle), np.cos(angle)])
-    weight, box = ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.2))
-    # Inside: clipped to the cord. Outside: the mass stops at the cord, which stays visible beside it.
-    return (weight * cord[box] if inside else weight * ~cord[box]), box
+    return ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.2))
 
 
 def _texture(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
