@@ -1,0 +1,270 @@
+"""Patch-based (sliding-window) inference speed and memory on a 512 x 512 x 40 volume (issue #6).
+
+The volume is a real T1w scan (ivadomed-unf01 sub-unf01_T1w, 131 x 141 x 16 at 1 mm) resampled
+(linear) onto a 512 x 512 x 40 grid and given 0.5 x 0.5 x 3 mm voxels: real MR intensities and
+texture at the size of a large-field-of-view tumour series. Arrays are (slices, H, W), slices first.
+
+The network is the tumour model (``models/tumor.json``) when it exists, else a UNet2D of its
+architecture (3 input slices, channels 8-16-32-64-128) with fixed random weights (seed 0); the
+output says which. Patches of 256 pixels, overlap 0.25, Gaussian blending (or the model's own
+``inference`` settings).
+
+Each side runs in its own fresh process, so each peak RSS is that side's alone:
+  1. SpineAI: ``SlicePredictor.probability`` end to end on the canonical image (normalise, tile,
+     infer, blend), then the network inference alone (``_predict_slices`` on the prepared slices);
+     one warm-up run, then the median of ``--runs``.
+  2. MONAI: ``monai.inferers.sliding_window_inference`` on the same network (fused, same weights),
+     the same normalised 2.5D inputs (each slice with its neighbours as channels), the same patch,
+     overlap, Gaussian mode (sigma 0.125) and batch size, blending probabilities as SpineAI does.
+The ratio is MONAI's inference time over SpineAI's. Target: SpineAI end to end within 30 s and
+2 GB peak RSS on the 2-core CPU.
+
+Usage: python benchmarks/tumor_speed.py [--data DIR] [--runs 3] [--threads N] [--quick]   (needs `.[bench]`)
+Writes benchmarks/results/tumor_speed.json (``--quick``, a 192 x 192 x 6 volume with 128 patches to
+check the script works, writes nothing unless ``--out`` is given) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from spineai.inference import SlicePredictor, network_spacing, normalise_intensity, resample_to_spacing, slice_axis
+from spineai.models.registry import MODELS_DIR, ModelSpec, load_model, model_for_task
+from spineai.models.unet import UNet2D
+from spineai.orientation import to_canonical
+from spineai.tiling import batch_size_for_memory, with_context
+
+SCAN = "ivadomed-unf01/sub-unf01_T1w.nii.gz"
+RESULTS = Path(__file__).resolve().parent / "results"
+FULL = {"size_xyz": (512, 512, 40), "patch": 256}
+QUICK = {"size_xyz": (192, 192, 6), "patch": 128}
+SPACING_XYZ = (0.5, 0.5, 3.0)  # the coarse third axis makes the 40 slices the acquisition slices
+TUMOUR_CHANNELS = (8, 16, 32, 64, 128)
+
+
+def benchmark_volume(scan: Path, size_xyz) -> sitk.Image:
+    """The scan resampled (linear) onto ``size_xyz`` voxels over its own extent, then given SPACING_XYZ."""
+    image = sitk.ReadImage(str(scan), sitk.sitkFloat32)
+    extent = np.array(image.GetSize()) * np.array(image.GetSpacing())
+    spacing = extent / np.array(size_xyz)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    corner = np.array(image.GetOrigin()) - direction @ (np.array(image.GetSpacing()) / 2)
+    origin = corner + direction @ (spacing / 2)
+    size = [int(s) for s in size_xyz]
+    resampled = sitk.Resample(
+        image, size, sitk.Transform(), sitk.sitkLinear, tuple(origin), tuple(spacing), image.GetDirection()
+    )
+    resampled.SetSpacing(SPACING_XYZ)
+    return resampled
+
+
+def network_and_spec(patch: int) -> tuple[torch.nn.Module, ModelSpec, str]:
+    """The tumour model if shipped, else its architecture with fixed random weights; tiled at ``patch``
+    unless the model's record sets its own patch size."""
+    if (MODELS_DIR / "tumor.json").exists():
+        spec = model_for_task("tumor")
+        model, source = load_model(spec), f"shipped tumour model {spec.name}"
+        return model, replace(spec, patch_size=spec.patch_size or patch), source
+    spec = ModelSpec(
+        name="benchmark-random-unet2d",
+        task="tumor",
+        weights="",
+        sha256="",
+        channels=TUMOUR_CHANNELS,
+        in_plane_spacing_mm=(0.5, 1.0),
+        percentiles=(0.5, 99.5),
+        labels={1: "Tumour"},
+        context_slices=1,
+        patch_size=patch,
+        patch_overlap=0.25,
+    )
+    torch.manual_seed(0)
+    model = UNet2D(in_channels=spec.in_channels, channels=spec.channels).eval()
+    return model, spec, "no tumor.json: UNet2D(in_channels=3, channels=(8, 16, 32, 64, 128)), random weights (seed 0)"
+
+
+def network_slices(canonical: sitk.Image, spec: ModelSpec) -> np.ndarray:
+    """The normalised (slices, H, W) stack the network sees, as SlicePredictor prepares it."""
+    spacing = tuple(reversed(canonical.GetSpacing()))
+    axis = slice_axis(spacing, canonical.GetSize()[::-1])
+    grid = resample_to_spacing(canonical, network_spacing(spacing, axis, spec.in_plane_spacing_mm))
+    volume = normalise_intensity(sitk.GetArrayViewFromImage(grid), spec.percentiles)
+    return np.moveaxis(volume, axis, 0)
+
+
+def timed(function, runs: int) -> dict:
+    """One warm-up call (first-call set-up of the CPU kernels), then the median of ``runs`` calls."""
+    started = time.perf_counter()
+    result = function()
+    cold = time.perf_counter() - started
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - started)
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "runs_s": [round(t, 3) for t in times],
+        "first_call_s": round(cold, 3),
+        "result": result,
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def spineai_worker(volume_path: Path, patch: int, runs: int, out_npy: Path) -> dict:
+    model, spec, source = network_and_spec(patch)
+    predictor = SlicePredictor(model, spec, "cpu")
+    batch_size = batch_size_for_memory(spec.patch_size, spec.in_channels, spec.channels, "cpu")  # as the predictor
+    loaded_mb = peak_rss_mb()
+    image = sitk.ReadImage(str(volume_path))
+    end_to_end = timed(lambda: predictor.probability(to_canonical(image)), runs)
+    slices = network_slices(to_canonical(image), spec)
+    inference = timed(lambda: predictor._predict_slices(slices, None, None), runs)
+    np.save(out_npy, inference.pop("result"))
+    end_to_end.pop("result")
+    return {
+        "network": source,
+        "patch": spec.patch_size,
+        "overlap": spec.patch_overlap,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "end_to_end": end_to_end,
+        "inference": inference,
+        "rss_after_loading_mb": round(loaded_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def monai_worker(volume_path: Path, patch: int, runs: int, batch_size: int, out_npy: Path) -> dict:
+    from monai.inferers import sliding_window_inference
+
+    model, spec, _ = network_and_spec(patch)
+    # The network SlicePredictor runs (BatchNorm folded), in the memory format MONAI's inputs have.
+    network = SlicePredictor(model, spec, "cpu").model.to(memory_format=torch.contiguous_format)
+    loaded_mb = peak_rss_mb()
+    slices = network_slices(to_canonical(sitk.ReadImage(str(volume_path))), spec)
+
+    def probabilities(batch: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(network(batch))  # blend probabilities, as SpineAI does
+
+    @torch.inference_mode()
+    def infer() -> np.ndarray:
+        inputs = torch.from_numpy(with_context(slices, np.arange(len(slices)), spec.context_slices))
+        roi = (spec.patch_size, spec.patch_size)
+        output = sliding_window_inference(
+            inputs, roi, batch_size, probabilities, overlap=spec.patch_overlap, mode="gaussian", sigma_scale=0.125
+        )
+        return output[:, 0].numpy()
+
+    inference = timed(infer, runs)
+    np.save(out_npy, inference.pop("result"))
+    return {"inference": inference, "rss_after_loading_mb": round(loaded_mb, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def monai_version() -> str:
+    import monai
+
+    return monai.__version__
+
+
+def run_worker(*arguments: str) -> dict:
+    """Run this script as a worker in a fresh process; its last stdout line is its JSON report."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", *arguments]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def markdown_table(report: dict) -> str:
+    ours, monai = report["spineai"], report["monai"]
+    size = "x".join(str(s) for s in report["volume_size_xyz"])
+    rows = [
+        f"Tiled inference, {size}, patch {ours['patch']}, overlap {ours['overlap']}, batch {ours['batch_size']}; "
+        f"{report['runs']} runs, torch threads: {ours['threads']}. Network: {ours['network']}.",
+        "",
+        "| | SpineAI (tiled SlicePredictor) | MONAI sliding_window_inference |",
+        "|---|---|---|",
+        f"| end to end `probability()`, median (s) | {ours['end_to_end']['median_s']} | |",
+        f"| network inference, median (s) | {ours['inference']['median_s']} | {monai['inference']['median_s']} |",
+        f"| first call in a fresh process (s) | {ours['inference']['first_call_s']} "
+        f"| {monai['inference']['first_call_s']} |",
+        f"| peak RSS of its process (MB) | {ours['peak_rss_mb']} | {monai['peak_rss_mb']} |",
+        f"| RSS after loading, before inference (MB) | {ours['rss_after_loading_mb']} "
+        f"| {monai['rss_after_loading_mb']} |",
+        f"| ratio MONAI / SpineAI (inference) | {report['ratio_monai_over_spineai']} | |",
+        f"| max abs probability difference SpineAI vs MONAI | {report['max_abs_difference_vs_monai']} | |",
+        "",
+        f"Target (30 s end to end, 2048 MB peak RSS): {'met' if report['target_met'] else 'NOT met'}.",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a small volume, to check the script works")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all CPUs)")
+    parser.add_argument("--out", type=Path, help="results JSON (default: results/tumor_speed.json unless --quick)")
+    args = parser.parse_args()
+    setting = QUICK if args.quick else FULL
+    out = args.out or (None if args.quick else RESULTS / "tumor_speed.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        volume_path, ours_npy, monai_npy = Path(tmp) / "volume.nii.gz", Path(tmp) / "ours.npy", Path(tmp) / "monai.npy"
+        sitk.WriteImage(benchmark_volume(args.data / SCAN, setting["size_xyz"]), str(volume_path))
+        common = [str(args.threads), str(volume_path), str(setting["patch"]), str(args.runs)]
+        ours = run_worker("spineai", *common, str(ours_npy))
+        monai = run_worker("monai", *common, str(monai_npy), str(ours["batch_size"]))
+        difference = float(np.abs(np.load(ours_npy) - np.load(monai_npy)).max())
+    report = {
+        "scan": SCAN,
+        "volume_size_xyz": list(setting["size_xyz"]),
+        "volume_spacing_mm_xyz": list(SPACING_XYZ),
+        "runs": args.runs,
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "versions": {"torch": torch.__version__, "monai": monai_version()},
+        "spineai": ours,
+        "monai": monai,
+        "ratio_monai_over_spineai": round(monai["inference"]["median_s"] / ours["inference"]["median_s"], 2),
+        "max_abs_difference_vs_monai": round(difference, 4),
+        "target_met": ours["end_to_end"]["median_s"] <= 30 and ours["peak_rss_mb"] <= 2048,
+    }
+    if out:
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown_table(report))
+
+
+def worker_main(arguments: list[str]) -> None:
+    side, threads, volume, patch, runs, out_npy, *rest = arguments
+    torch.set_num_threads(int(threads))
+    if side == "spineai":
+        report = spineai_worker(Path(volume), int(patch), int(runs), Path(out_npy))
+    else:
+        report = monai_worker(Path(volume), int(patch), int(runs), int(rest[0]), Path(out_npy))
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker_main(sys.argv[2:])
+    else:
+        main()
