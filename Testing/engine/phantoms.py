@@ -79,3 +79,15 @@ def elliptic_cylinder(
     image = sitk.GetImageFromArray(voxels)
     image.CopyInformation(reference)
     return image
+
+
+def render(inside, shape, spacing, supersample=3):
+    """Binary a[z, y, x]: 1 where >= half of the voxel's sub-points (mm, voxel k centred at k * spacing) are inside."""
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    index = np.ogrid[0 : shape[0], 0 : shape[1], 0 : shape[2]]  # open grids: the shape functions broadcast
+    count = np.zeros(shape)
+    for oz in offsets:
+        for oy in offsets:
+            for ox in offsets:
+                count += inside(*((i + o) * s for i, o, s in zip(index, (oz, oy, ox), spacing, strict=True)))
+    return count >= supersample**3 / 2

@@ -5,23 +5,12 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from phantoms import render
 
 from spineai.measure.lesion import COLUMN_UNITS, LESION_COLUMNS, lesion_metrics, lesion_table
 
 SPACING = (1.0, 0.5, 0.5)  # (pz, py, px) mm: thick axial slices, as on clinical axial T2
 A_AP, A_RL = 4.0, 6.0  # cord semi-axes (mm)
-
-
-def render(inside, shape, spacing, supersample=3):
-    """Binary a[z, y, x]: 1 where >= half of the voxel's sub-points (mm, voxel k centred at k * spacing) are inside."""
-    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
-    index = np.ogrid[0 : shape[0], 0 : shape[1], 0 : shape[2]]  # open grids: the shape functions broadcast
-    count = np.zeros(shape)
-    for oz in offsets:
-        for oy in offsets:
-            for ox in offsets:
-                count += inside(*((i + o) * s for i, o, s in zip(index, (oz, oy, ox), spacing, strict=True)))
-    return count >= supersample**3 / 2
 
 
 def straight_phantom(lesion_slices=range(20, 36), b_ap=2.0, a_rl=3.0):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from phantoms import render
 from scipy.spatial.distance import pdist
 
 from spineai.errors import InputError
@@ -20,18 +21,6 @@ from spineai.measure.tumor import (
 SPACING = (1.5, 0.5, 0.75)  # (pz, py, px) mm: three different sizes, so that a swapped axis shows
 SHAPE = (40, 40, 36)
 LAS = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
-
-
-def render(inside, shape, spacing, supersample=3):
-    """Binary a[z, y, x]: 1 where >= half of the voxel's sub-points (mm, voxel k centred at k * spacing) are inside."""
-    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
-    index = np.ogrid[0 : shape[0], 0 : shape[1], 0 : shape[2]]
-    count = np.zeros(shape)
-    for oz in offsets:
-        for oy in offsets:
-            for ox in offsets:
-                count += inside(*((i + o) * s for i, o, s in zip(index, (oz, oy, ox), spacing, strict=True)))
-    return count >= supersample**3 / 2
 
 
 def box(shape=SHAPE, z=(0, 39), y=(10, 29), x=(8, 27)):
