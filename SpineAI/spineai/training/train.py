@@ -56,6 +56,9 @@ LESION_SPEC = replace(
     weights="lesion.safetensors",
     labels={1: "Spinal cord injury lesion"},
     contrasts=("T2w", "T2starw"),
+    # Every scan is seen at 0.5 mm in plane: a lesion is a few pixels at 1 mm, and most training
+    # scans with fine structure are 0.5 mm axial T2*w.
+    in_plane_spacing_mm=(0.5, 0.5),
 )
 TUMOR_SPEC = replace(
     DEFAULT_SPEC,
@@ -64,6 +67,7 @@ TUMOR_SPEC = replace(
     weights="tumor.safetensors",
     labels={1: "Spinal tumour"},
     contrasts=("T1w (Gd-enhanced)",),
+    in_plane_spacing_mm=(0.5, 0.5),  # as the lesion model: small masses are a few pixels at 1 mm
     patch_size=256,  # sliding-window inference: any field of view fits in memory
 )
 SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
