@@ -172,11 +172,11 @@ def segment_file(
     }
     with OutputSet(out_dir) as out:
         written = {"mask": out.write_image(result.mask, names["mask"])}
-        if task == "lesion":
-            written["table"], flags = _write_lesion_table(out, result.mask, names["table"])
-            sidecar["lesion"] = flags
-        elif task == "tumor":
-            written["table"], sidecar["tumor"] = _write_tumour_table(out, result, image, levels, names["table"])
+        if task in ("lesion", "tumor"):
+            write_table = _write_lesion_table if task == "lesion" else _write_tumour_table
+            written["table"], sidecar[task] = write_table(out, result, image, levels, names["table"])
+            # A tumour can be found where no cord is: the cord's own flag says whether there is one.
+            sidecar["cord_found"] = sidecar[task]["cord_found"]
         else:
             written.update(_write_cord_tables(out, names["stem"], result, levels, levels_path, source_series))
         written["sidecar"] = out.write_json(
@@ -198,11 +198,11 @@ def _write_cord_tables(out, stem, result, levels, levels_path, source_series) ->
     return written
 
 
-def _write_lesion_table(out, label_map: sitk.Image, name: str) -> tuple[Path, dict]:
+def _write_lesion_table(out, result: SegmentationResult, image, levels, name: str) -> tuple[Path, dict]:
     """``<stem>_lesion.csv`` (one row per lesion and a total row) and the flags for the sidecar."""
     from .measure.lesion import LESION_COLUMNS, lesion_table
 
-    rows, flags = lesion_table(label_map)
+    rows, flags = lesion_table(result.mask)
     return out.write_csv(rows, name, LESION_COLUMNS), flags
 
 

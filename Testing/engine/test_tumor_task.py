@@ -137,3 +137,15 @@ def test_measure_command_measures_a_tumour_map_and_refuses_other_values(data_dir
         EXIT_USER_ERROR
     )
     assert "not a tumor label map" in capsys.readouterr().err and not (tmp_path / "n").exists()
+
+
+def test_sidecar_says_when_no_cord_was_found_even_if_tumours_were(data_dir, tmp_path):
+    """The cord network finds no cord on axial T1w (a known limit): the sidecar must say so, and the
+    compartment is unknown, whatever the tumour network reports."""
+    scan = data_dir / UNF01.format("T1w")
+    assert main(["segment", str(scan), "--task", "tumor", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    sidecar = json.loads((tmp_path / "sub-unf01_T1w_tumor_seg.json").read_text(encoding="utf-8"))
+    assert sidecar["cord_found"] is False and sidecar["tumor"]["cord_found"] is False
+    with open(tmp_path / "sub-unf01_T1w_tumor.csv", newline="", encoding="utf-8") as handle:
+        total = list(csv.DictReader(handle))[-1]
+    assert total["compartment"] in ("unknown (no cord)", "no tumour")
