@@ -165,3 +165,19 @@ class SlicePredictor:
             if progress:
                 progress(min(1.0, (start + len(batch)) / count))
         return output
+
+
+@torch.inference_mode()
+def class_probabilities(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 8):
+    """Softmax (N, classes, H, W) of a many-class network over 2D images (N, H, W), padded to its divisor."""
+    count, height, width = images.shape
+    divisor = getattr(model, "size_divisor", 16)
+    pad_h, pad_w = (-height) % divisor, (-width) % divisor
+    outputs = []
+    for start in range(0, count, batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], np.float32))[:, None]
+        batch = F.pad(batch, (0, pad_w, 0, pad_h)).to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            logits = model(batch)
+        outputs.append(torch.softmax(logits.float(), 1)[:, :, :height, :width].cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, 1, height, width), np.float32)

@@ -37,6 +37,7 @@ class ModelSpec:
     context_slices: int = 0  # neighbouring slices on each side given as extra input channels (2.5D)
     patch_size: int | None = None  # in-plane patch of sliding-window inference; None: whole slices
     patch_overlap: float = 0.25  # fraction of the patch shared by neighbouring patches
+    out_channels: int = 1  # 1: sigmoid of one target; more: softmax over classes 0..out_channels-1
     folder: Path = field(default=MODELS_DIR, compare=False)
 
     @property
@@ -65,6 +66,7 @@ class ModelSpec:
             context_slices=(record["architecture"].get("in_channels", 1) - 1) // 2,
             patch_size=inference.get("patch_size"),
             patch_overlap=inference.get("overlap", 0.25),
+            out_channels=record["architecture"].get("out_channels", 1),
             folder=Path(path).resolve().parent,
         )
 
@@ -93,7 +95,7 @@ def load_model(spec: ModelSpec) -> UNet2D:
     actual = sha256_of(path)
     if actual != spec.sha256:
         raise SpineAIError(f"{path}: sha256 {actual} does not match the model record ({spec.sha256}); refusing to load")
-    model = UNet2D(in_channels=spec.in_channels, channels=spec.channels)
+    model = UNet2D(in_channels=spec.in_channels, out_channels=spec.out_channels, channels=spec.channels)
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 

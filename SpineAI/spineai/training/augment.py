@@ -16,13 +16,16 @@ def _uniform(n, low, high, generator):
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
-def random_affine(images, masks, generator, max_degrees=20.0, scale=(0.7, 1.4)):
-    """Rotation, isotropic zoom (resolution change) and flips, applied alike to images and masks."""
+def random_affine(images, masks, generator, max_degrees=20.0, scale=(0.7, 1.4), flips=True):
+    """Rotation, isotropic zoom (resolution change) and flips, applied alike to images and masks.
+
+    ``flips=False`` where the anatomy's direction carries the labels (disc levels count upwards).
+    """
     n = images.shape[0]
     angle = _uniform(n, -max_degrees, max_degrees, generator) * math.pi / 180
     zoom = torch.exp(_uniform(n, math.log(scale[0]), math.log(scale[1]), generator))
-    flip_x = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-    flip_y = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    flip_x = torch.where(torch.rand(n, generator=generator) < (0.5 if flips else 0.0), -1.0, 1.0)
+    flip_y = torch.where(torch.rand(n, generator=generator) < (0.5 if flips else 0.0), -1.0, 1.0)
     shift = _uniform(2 * n, -0.1, 0.1, generator).view(n, 2)
     cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
     theta = torch.stack(
