@@ -47,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     segment.add_argument(
-        "--levels", type=Path, help="vertebral levels on the scan's grid: labelled cord or disc points"
+        "--levels",
+        type=Path,
+        help="vertebral levels on the scan's grid: labelled cord or disc points; stenosis: disc level points "
+        "(Slicer markups JSON labelled L1-L2 ... L5-S1, or SCT disc labels 21-25, any grid)",
+    )
+    segment.add_argument(
+        "--sagittal", type=Path, help="stenosis: a sagittal T2 of the same session to find the disc levels on"
     )
     segment.add_argument(
         "--dicom-seg",
@@ -58,11 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = commands.add_parser("measure", help="measurements of an existing (e.g. corrected) mask")
     measure.add_argument(
-        "mask", type=Path, help="cord: binary mask (0/1); lesion, tumor: the label map the task writes"
+        "mask", type=Path, help="cord: binary mask (0/1); lesion, tumor, stenosis: the label map the task writes"
     )
     measure.add_argument("--task", choices=sorted(TASKS), default="cord")
     measure.add_argument("--image", type=Path, help="the scan the mask belongs to (geometry check)")
-    measure.add_argument("--levels", type=Path, help="vertebral levels: labelled cord mask or disc point labels")
+    measure.add_argument(
+        "--levels",
+        type=Path,
+        help="vertebral levels: labelled cord mask or disc point labels; stenosis: <stem>_stenosis_levels.mrk.json",
+    )
     measure.add_argument("--out", type=Path, required=True)
     measure.set_defaults(run=run_measure)
 
@@ -74,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_command(commands)
 
     train = commands.add_parser("train", help="train a task's network on labelled scans")
-    train.add_argument("--task", choices=sorted(TASKS), default="cord")
+    train.add_argument(
+        "--task",
+        choices=sorted([*TASKS, "discs"]),
+        default="cord",
+        help="stenosis: the dural sac network on canal phantoms; discs: the disc-level network on lumbar-ivd",
+    )
     train.add_argument("--data", type=Path, default=None, help="data folder (default: $SPINEAI_DATA or ../shared/data)")
     train.add_argument("--manifest", type=Path, help="CSV: image,mask,subject,dataset,contrast,plane,split")
     train.add_argument("--out", type=Path, required=True)
@@ -110,8 +125,13 @@ def run_segment(args) -> None:
 
     bar, update = _progress_bar(f"{args.task} {args.image.name}")
     with bar:
-        written = segment_file(args.image, args.out, args.task, args.device, update, args.levels, args.dicom_seg)
-    if not json.loads(written["sidecar"].read_text(encoding="utf-8"))["cord_found"]:
+        written = segment_file(
+            args.image, args.out, args.task, args.device, update, args.levels, args.dicom_seg, args.sagittal
+        )
+    sidecar = json.loads(written["sidecar"].read_text(encoding="utf-8"))
+    if args.task == "stenosis" and not sidecar["stenosis"]["levels_assessable"]:
+        print(f"spineai: warning: {args.image}: no level could be assessed (see the table's reasons)", file=sys.stderr)
+    elif args.task != "stenosis" and not sidecar["cord_found"]:
         print(
             f"spineai: warning: {args.image}: no spinal cord found; the mask is empty and the table has no rows",
             file=sys.stderr,
@@ -160,6 +180,8 @@ def run_train(args) -> None:
     from .training.train import SPECS, train
 
     data = args.data or Path(os.environ.get("SPINEAI_DATA", Path.cwd().parent / "shared" / "data"))
+    if args.task in ("stenosis", "discs"):
+        return _train_lumbar(args, data)
     manifest = args.manifest or BUILTIN_MANIFESTS[args.task]
     cases = read_manifest(manifest, data)
 
@@ -179,6 +201,32 @@ def run_train(args) -> None:
         learning_rate=args.learning_rate,
     )
     print(json.dumps(metrics["validation_summary"], indent=2))
+    print(f"model written to {args.out}")
+
+
+def _train_lumbar(args, data: Path) -> None:
+    """The stenosis task's two networks: sac contents on phantoms, disc levels on the labelled lumbar scans."""
+    from .training.discs import DISC_SPEC, evaluate_discs, train_discs, write_class_model
+
+    def progress(step, total, loss):
+        if step % 50 == 0 or step == total:
+            print(f"step {step}/{total} loss {loss:.4f}", flush=True)
+
+    if args.task == "stenosis":
+        from .training.canal import SAC_SPEC, evaluate_sac, train_sac
+
+        model, history = train_sac(args.iterations, args.seed, progress)
+        metrics = {"training": history, "synthetic_test": evaluate_sac(model)}
+        spec = SAC_SPEC
+    else:
+        from .training.lumbar_ivd import read_lumbar_cases
+
+        cases = read_lumbar_cases(data / "lumbar-ivd")
+        model, history = train_discs(cases, args.iterations, args.seed, progress)
+        metrics = {"training": history, "training_scans": [evaluate_discs(model, case) for case in cases]}
+        spec = DISC_SPEC
+    write_class_model(model, spec, args.out, metrics)
+    print(json.dumps(metrics, indent=2))
     print(f"model written to {args.out}")
 
 

@@ -49,14 +49,21 @@ def segment(
     progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
     source: str = "input image",
+    level_points=None,
+    sagittal: sitk.Image | None = None,
 ) -> SegmentationResult:
-    """Segment ``image`` for ``task``; the label map (uint8) has exactly the input's geometry."""
+    """Segment ``image`` for ``task``; the label map (uint8) has exactly the input's geometry.
+
+    Stenosis only: ``level_points`` (``stenosis.levels.LevelPoint``) or a ``sagittal`` scan of the
+    same session say where the disc levels are; without either the scan itself must show them.
+    """
     if task not in TASKS:
         raise SpineAIError(f"unknown task '{task}' (available: {', '.join(TASKS)})")
     check_volume(image, source)
     started = time.perf_counter()
     canonical = to_canonical(image)
-    labels, predictors, details = SEGMENTERS[task](canonical, device, progress, should_cancel)
+    options = {"points": level_points, "sagittal": sagittal} if task == "stenosis" else {}
+    labels, predictors, details = SEGMENTERS[task](canonical, device, progress, should_cancel, **options)
     canonical_labels = sitk.GetImageFromArray(labels)
     canonical_labels.CopyInformation(canonical)
     main = predictors[-1]  # the task's own network; the cord network comes first where a task needs it
@@ -118,7 +125,13 @@ def input_appearance(image: np.ndarray, cord: np.ndarray) -> dict:
     return {"appearance": appearance, "csf_to_cord_ratio": round(ratio, 2)}
 
 
-SEGMENTERS = {"cord": segment_cord, "lesion": segment_lesion, "tumor": segment_tumour}
+def segment_stenosis(canonical: sitk.Image, device, progress=None, should_cancel=None, points=None, sagittal=None):
+    from .stenosis.run import segment_stenosis as run
+
+    return run(canonical, device, progress, should_cancel, points, sagittal)
+
+
+SEGMENTERS = {"cord": segment_cord, "lesion": segment_lesion, "tumor": segment_tumour, "stenosis": segment_stenosis}
 
 
 def _stage(progress: Progress | None, start: float, end: float) -> Progress | None:
@@ -144,11 +157,14 @@ def segment_file(
     progress: Progress | None = None,
     levels_path=None,
     dicom_seg: bool = False,
+    sagittal_path=None,
 ) -> dict[str, Path]:
     """Read a scan, segment and measure it, and write mask + measurements + sidecar all-or-nothing.
 
     ``levels_path``: vertebral levels on the scan's grid (labelled cord or disc points) for the
-    per-level table. ``dicom_seg``: the input is a DICOM series folder; also write the mask as DICOM
+    per-level table; for the stenosis task, the disc levels as points (Slicer markups JSON or SCT
+    disc labels 21-25 on any grid), and ``sagittal_path`` a sagittal T2 to find them on.
+    ``dicom_seg``: the input is a DICOM series folder; also write the mask as DICOM
     SEG and the measurements as DICOM SR referencing it (``spineai.dicom``). Returns the written
     paths by kind.
     """
@@ -157,11 +173,16 @@ def segment_file(
     if dicom_seg and task != "cord":
         raise SpineAIError(f"DICOM SEG/SR output exists for the cord task only, not '{task}'")
     image = read_image(image_path)
-    levels = read_image(levels_path) if levels_path is not None else None
-    if levels is not None:
+    options, levels = {}, None
+    if task == "stenosis":
+        options = _stenosis_inputs(levels_path, sagittal_path)
+    elif sagittal_path is not None:
+        raise SpineAIError("--sagittal is for the stenosis task (disc levels)")
+    elif levels_path is not None:
+        levels = read_image(levels_path)
         check_levels(levels, image, levels_path)  # fail before the slow part
     source_series = _dicom_source(image_path, image) if dicom_seg else None
-    result = segment(image, task, device, progress, source=str(image_path))
+    result = segment(image, task, device, progress, source=str(image_path), **options)
     names = output_names(image_path, task)
     sidecar = {
         **result.sidecar,
@@ -172,7 +193,12 @@ def segment_file(
     }
     with OutputSet(out_dir) as out:
         written = {"mask": out.write_image(result.mask, names["mask"])}
-        if task in ("lesion", "tumor"):
+        if task == "stenosis":
+            stenosis_written, stenosis_summary = _write_stenosis_tables(out, names, result)
+            written.update(stenosis_written)
+            sidecar["cord_found"] = None  # not looked for: the lumbar canal holds the cauda equina
+            sidecar["stenosis"] = stenosis_summary
+        elif task in ("lesion", "tumor"):
             write_table = _write_lesion_table if task == "lesion" else _write_tumour_table
             written["table"], sidecar[task] = write_table(out, result, image, levels, names["table"])
             # A tumour can be found where no cord is: the cord's own flag says whether there is one.
@@ -215,6 +241,32 @@ def _write_tumour_table(out, result: SegmentationResult, image, levels, name: st
     rows = [{**row, "expected_contrast": expected} for row in rows]
     flags = {**flags, "expected_contrast": expected, "input_appearance": result.sidecar.get("input_appearance")}
     return out.write_csv(rows, name, [*TUMOR_COLUMNS, "expected_contrast"]), flags
+
+
+def _stenosis_inputs(levels_path, sagittal_path) -> dict:
+    """Level points or the sagittal scan of the stenosis task, read (and checked) before the slow part."""
+    from .stenosis.levels import read_level_points
+
+    points = read_level_points(levels_path) if levels_path is not None else None
+    sagittal = read_image(sagittal_path) if sagittal_path is not None and points is None else None
+    if sagittal is not None:
+        check_volume(sagittal, str(sagittal_path))
+    return {"level_points": points, "sagittal": sagittal}
+
+
+def _write_stenosis_tables(out, names: dict, result: SegmentationResult) -> tuple[dict[str, Path], dict]:
+    """``<stem>_stenosis.csv`` (one row per level L1-L2 ... L5-S1) and the levels as Slicer markups,
+    from which ``spineai measure`` and the Slicer module re-measure a corrected label map."""
+    from .measure.stenosis import STENOSIS_COLUMNS, stenosis_flags, stenosis_table
+    from .stenosis.levels import level_markups, levels_from_records
+
+    levels, problems = levels_from_records(result.sidecar["levels"])
+    rows = stenosis_table(result.mask, levels, problems)
+    written = {
+        "table": out.write_csv(rows, names["table"], STENOSIS_COLUMNS),
+        "levels": out.write_json(level_markups(levels), f"{names['stem']}_stenosis_levels.mrk.json"),
+    }
+    return written, stenosis_flags(rows)
 
 
 def _dicom_source(image_path, image: sitk.Image):

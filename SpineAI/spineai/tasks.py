@@ -47,6 +47,16 @@ TASKS = {
         overlapping=True,
         expected_contrast="Gd-enhanced T1w",
     ),
+    # Nerve roots are the dural sac without CSF; the sac is measured in one plane per disc level.
+    "stenosis": TaskInfo(
+        "stenosis",
+        "Lumbar central stenosis",
+        [(1, "Dural sac"), (2, "Cerebrospinal fluid"), (4, "Posterior epidural fat")],
+        "stenosis_seg",
+        "stenosis",
+        overlapping=True,
+        expected_contrast="lumbar T2w (axial stack, or sagittal/3D)",
+    ),
 }
 
 

@@ -73,6 +73,8 @@ def aggregate_cohort(out_dir, task: str = "cord") -> dict[str, Path]:
     out_dir = Path(out_dir)
     if task in ("lesion", "tumor"):
         return aggregate_findings(out_dir, task)
+    if task == "stenosis":
+        return aggregate_stenosis(out_dir)
     all_rows, summaries = [], []
     for case_id, sidecar in finished_cases(out_dir, task):
         per_slice, _ = case_tables(sidecar)
@@ -110,6 +112,36 @@ def aggregate_findings(out_dir: Path, task: str) -> dict[str, Path]:
                 summary_name(task),
                 ["case_id", "input", "cord_found", found_key, *total_columns, *RUN_COLUMNS],
             ),
+        }
+
+
+def aggregate_stenosis(out_dir: Path) -> dict[str, Path]:
+    """Every level row of every case (``stenosis_all.csv``) and one row per case with each level's
+    Schizas grade and dural sac area side by side (``stenosis_summary.csv``)."""
+    from ..measure.stenosis import STENOSIS_COLUMNS
+    from ..stenosis.levels import DISC_NAMES
+
+    all_rows, summaries = [], []
+    for case_id, sidecar in finished_cases(out_dir, "stenosis"):
+        rows = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])
+        all_rows += [{"case_id": case_id, **row} for row in rows]
+        flags = sidecar.get("stenosis", {})
+        summary = {"case_id": case_id, "input": sidecar.get("input", ""), "levels_from": sidecar.get("levels_from", "")}
+        summary |= {
+            key: flags.get(key, "") for key in ("worst_schizas_grade", "smallest_dsca_mm2", "smallest_dsca_level")
+        }
+        for row in rows:
+            summary[f"schizas_{row['level']}"] = row.get("schizas_grade", "")
+            summary[f"dsca_{row['level']}_mm2"] = row.get("dural_sac_area_mm2", "")
+        summaries.append(summary | {key: sidecar.get(key, "") for key in RUN_COLUMNS})
+    per_level = [
+        f"{kind}_{name}{unit}" for name in DISC_NAMES.values() for kind, unit in (("schizas", ""), ("dsca", "_mm2"))
+    ]
+    columns = ["case_id", "input", "levels_from", "worst_schizas_grade", "smallest_dsca_mm2", "smallest_dsca_level"]
+    with OutputSet(out_dir) as out:
+        return {
+            "stenosis_all": out.write_csv(all_rows, "stenosis_all.csv", ["case_id", *STENOSIS_COLUMNS]),
+            "summary": out.write_csv(summaries, summary_name("stenosis"), [*columns, *per_level, *RUN_COLUMNS]),
         }
 
 

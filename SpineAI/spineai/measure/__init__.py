@@ -6,6 +6,7 @@
 * ``compression``: normalised compression ratio (MSCC-style).
 * ``lesion``: spinal cord injury lesion metrics (SCT sct_analyze_lesion).
 * ``tumor``: spinal tumour size, extent and compartment.
+* ``stenosis``: dural sac area, CSF and root fractions and grades per lumbar disc level.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def measure_findings_file(task: str, labels_path, out_dir, image_path=None, leve
     labels = read_image(labels_path)
     image = read_image(image_path) if image_path is not None else None
     check_label_map(labels, task, labels_path, image)
+    if task == "stenosis":
+        return _measure_stenosis(labels, labels_path, levels_path, out_dir)
     if task == "lesion":
         from .lesion import LESION_COLUMNS as columns
         from .lesion import lesion_table
@@ -54,6 +57,25 @@ def measure_findings_file(task: str, labels_path, out_dir, image_path=None, leve
         rows, flags = tumor_table(labels, image, read_image(levels_path) if levels_path is not None else None)
     with OutputSet(Path(out_dir)) as out:
         return {"table": out.write_csv(rows, f"{image_stem(labels_path)}_{task}.csv", columns), "flags": flags}
+
+
+def _measure_stenosis(labels, labels_path, levels_path, out_dir) -> dict:
+    """The per-level table of a (corrected) stenosis label map at the levels the segmentation wrote."""
+    from ..errors import InputError
+    from ..stenosis.levels import read_level_points, with_normals
+    from ..stenosis.segment import assessment_problems
+    from .stenosis import STENOSIS_COLUMNS, stenosis_flags, stenosis_table
+
+    if levels_path is None:
+        raise InputError(
+            labels_path, "the stenosis table needs the disc levels: --levels <stem>_stenosis_levels.mrk.json"
+        )
+    levels = with_normals(read_level_points(levels_path))
+    rows = stenosis_table(labels, levels, assessment_problems(labels, levels))
+    flags = stenosis_flags(rows)
+    stem = image_stem(labels_path).removesuffix("_stenosis_seg")
+    with OutputSet(Path(out_dir)) as out:
+        return {"table": out.write_csv(rows, f"{stem}_stenosis.csv", STENOSIS_COLUMNS), "flags": flags}
 
 
 def morphometry_tables(mask, levels=None, levels_source="levels") -> dict[str, list[dict]]:

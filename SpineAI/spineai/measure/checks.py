@@ -22,6 +22,7 @@ def check_mask(mask: sitk.Image, source, image: sitk.Image | None = None) -> Non
 LABEL_MAPS = {
     "lesion": ((0, 1, 2), "expected 0 background, 1 cord, 2 lesion"),
     "tumor": ((0, 1, 2, 3), "expected 0 background, 1 cord, 2 tumour outside the cord, 3 tumour inside it"),
+    "stenosis": (tuple(range(8)), "expected bit flags 1 dural sac, 2 CSF, 4 posterior epidural fat"),
 }
 
 

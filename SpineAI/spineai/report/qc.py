@@ -262,21 +262,32 @@ FINDINGS = {
         ("Levels", "levels"),
         ("Model expects", "expected_contrast"),
     ],
+    "stenosis": [],  # one line per level (``finding_measurements``)
 }
 
 
 def finding_measurements(sidecar: dict, task: str) -> list[list[str]]:
-    """[label, value] pairs of the lesion or tumour task: the case's total row and the run facts."""
-    total = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])[-1]
-    pairs = [(label, total.get(column, "")) for label, column in FINDINGS[task]]
+    """[label, value] pairs of the lesion, tumour or stenosis task: the case's total row (stenosis:
+    each level's grade and sac area) and the run facts."""
+    rows = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])
+    if task == "stenosis":
+        pairs = [(row["level"], _level_finding(row)) for row in rows] + [("Levels from", sidecar.get("levels_from"))]
+    else:
+        pairs = [(label, rows[-1].get(column, "")) for label, column in FINDINGS[task]]
+        pairs.append(("Cord found", "yes" if sidecar.get("cord_found") else "no"))
     pairs += [
-        ("Cord found", "yes" if sidecar.get("cord_found") else "no"),
         ("Model", sidecar.get("model", "")),
         ("Device", sidecar.get("device", "")),
         ("Seconds", sidecar.get("seconds", "")),
         ("Engine", sidecar.get("engine_version", "")),
     ]
     return [[label, _text(value)] for label, value in pairs]
+
+
+def _level_finding(row: dict) -> str:
+    if row.get("assessable") != "True":
+        return f"not assessable: {row.get('not_assessable_reason', '')}"
+    return f"Schizas {row['schizas_grade']}, {float(row['dural_sac_area_mm2']):.0f} mm²"
 
 
 def _text(value) -> str:
