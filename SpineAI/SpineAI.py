@@ -25,7 +25,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from SpineAILib import JobState, SegmentationJob
 from SpineAILib import SpineAILogic as EngineLogic
-from SpineAILib.Logic import taskLabel
+from SpineAILib.LevelPoints import LEVELS_REFERENCE
+from SpineAILib.Logic import needsLevels, taskLabel
 from SpineAILib.MeasurementTable import CHART_REFERENCE, tableFlags
 from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, contrastNote, referenceVolume
 from SpineAILib.Terminology import stylesForTask
@@ -47,7 +48,11 @@ class SpineAI(ScriptedLoadableModule):
             "cord and a spinal cord injury lesion inside it and measures each lesion (volume, length, width, "
             "tissue bridges, ...) with a total row. <b>Segment tumour</b> (Gd-enhanced T1) segments the cord and "
             "spinal tumours, which may lie inside the cord (overlapping segments), and measures each tumour (volume, "
-            "diameters, compartment, ...). Edit the segmentation in Segment Editor and click "
+            "diameters, compartment, ...). <b>Segment dural sac</b> (lumbar T2) segments the dural sac, its CSF "
+            "and the posterior epidural fat at each disc level L1-L2 ... L5-S1 and grades central stenosis "
+            "(Schizas, Lee, dural sac area) by documented rules; give the levels as a point list labelled "
+            "L1-L2 ... L5-S1 (needed on an axial stack), or let it find the discs on a sagittal or 3D T2. "
+            "Edit the segmentation in Segment Editor (or move a level point) and click "
             "<b>Update measurements</b>; export the table as CSV."
         )
         self.parent.acknowledgementText = _(
@@ -62,6 +67,7 @@ class SpineAIParameterNode:
     device: Annotated[str, Choice(["auto", "GPU", "CPU"])] = "auto"
     segmentation: slicer.vtkMRMLSegmentationNode
     table: slicer.vtkMRMLTableNode
+    levelPoints: slicer.vtkMRMLMarkupsFiducialNode  # stenosis: disc levels L1-L2 ... L5-S1, or None
 
 
 class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -97,17 +103,26 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def addTaskSections(self) -> None:
-        """One section with one button per task, from the task list (SegmentTerminology.csv x engine)."""
+        """One section with one button per task, from the task list (SegmentTerminology.csv x engine).
+
+        The section of a task that works at disc levels (stenosis) also holds the level point list selector.
+        """
         layout = self.ui.tasksCollapsibleButton.layout()
+        levelsPlaced = False
         for task in self.logic.availableTasks():
             names = ", ".join(stylesForTask(task))
             section = qt.QGroupBox(names)
+            sectionLayout = qt.QVBoxLayout(section)
+            if needsLevels(task) and not levelsPlaced:
+                sectionLayout.addWidget(self.ui.levelPointsWidget)
+                levelsPlaced = True
             button = qt.QPushButton(_("Segment {task}").format(task=taskLabel(task)))
             button.toolTip = _("Segment {names} in the input volume, then measure it").format(names=names)
             button.clicked.connect(lambda checked=False, task=task: self.onSegment(task))
-            qt.QVBoxLayout(section).addWidget(button)
+            sectionLayout.addWidget(button)
             layout.addWidget(section)
             self.taskButtons[task] = button
+        self.ui.levelPointsWidget.visible = levelsPlaced
 
     def cleanup(self) -> None:
         self.cancelRun()
@@ -170,7 +185,10 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             if self.logic.dependencies.missing():
                 self.logic.installDependencies(lambda question: slicer.util.confirmOkCancelDisplay(question, "SpineAI"))
-            job = SegmentationJob(self.logic, self._parameterNode.inputVolume, task, self._parameterNode.device)
+            levelsNode = self._parameterNode.levelPoints if needsLevels(task) else None
+            job = SegmentationJob(
+                self.logic, self._parameterNode.inputVolume, task, self._parameterNode.device, levelsNode=levelsNode
+            )
             job.progressChanged.connect(self.onProgress)
             job.finished.connect(self.onFinished)
             job.failed.connect(self.onFailed)
@@ -199,6 +217,12 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "{name}: segmented in {seconds} s on {device}. Edit it in Segment Editor, then Update measurements."
         ).format(name=segmentationNode.GetName(), seconds=sidecar.get("seconds"), device=sidecar.get("device"))
         self.ui.statusLabel.text += self.resultNotes(segmentationNode, tableNode)
+        levelsNode = segmentationNode.GetNodeReference(LEVELS_REFERENCE)
+        if levelsNode is not None:
+            self.ui.statusLabel.text += " " + _(
+                "Disc levels: {name} (move a point, then Update measurements; segment again with it chosen "
+                "to segment at the moved levels)."
+            ).format(name=levelsNode.GetName())
         if tableNode is not None:
             chart = tableNode.GetNodeReference(CHART_REFERENCE)
             if chart is not None:
@@ -234,7 +258,9 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             volumeNode = referenceVolume(segmentationNode) or volumeNode
             task = segmentationNode.GetAttribute(TASK_ATTRIBUTE) or task
         try:
-            self._parameterNode.table = self.logic.updateMeasurements(segmentationNode, volumeNode, task)
+            self._parameterNode.table = self.logic.updateMeasurements(
+                segmentationNode, volumeNode, task, levelsNode=self._parameterNode.levelPoints
+            )
         except SpineAIError as error:
             self.showMessage(error)
             return

@@ -33,7 +33,10 @@ class EngineProcess:
         self._lines: queue.Queue[str] = queue.Queue()
         self._reader: threading.Thread | None = None
 
-    def start(self, inputPath: Path, outputPath: Path, task: str, device: str, source: str) -> None:
+    def start(
+        self, inputPath: Path, outputPath: Path, task: str, device: str, source: str, levels: Path | None = None
+    ) -> None:
+        """``levels``: the stenosis task's disc levels, a JSON list of the engine's level records."""
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(MODULE_DIR), environment.get("PYTHONPATH")]))
         environment["PYTHONUNBUFFERED"] = "1"
@@ -49,6 +52,8 @@ class EngineProcess:
             "--source",
             source,
         ]
+        if levels is not None:
+            command += ["--levels", str(levels)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, bufsize=1
         )

@@ -1,6 +1,9 @@
 """The engine run in its own process: ``python EngineWorker.py INPUT OUTPUT --task cord --device auto``.
 
-Started by ``EngineProcess``; imports only the engine (no Slicer, no Qt). Reports on stdout, one JSON
+Started by ``EngineProcess``; imports only the engine (no Slicer, no Qt). ``--levels LEVELS.json``
+(stenosis task): the disc levels as a JSON list of the engine's level records (``level``,
+``point_lps_mm``, ``normal_lps``, ``source``), passed as ``level_points``; the levels the engine
+used come back in the sidecar (``levels``). Reports on stdout, one JSON
 object per line: ``{"progress": 0.42}`` while running, then ``{"done": <sidecar>}`` or
 ``{"error": "<message>"}``. The mask is written all-or-nothing, so a killed run leaves no file.
 """
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default="cord")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--source", default=None, help="name used in error messages (the volume node's name)")
+    parser.add_argument("--levels", type=Path, default=None, help="stenosis: disc levels, JSON level records")
     args = parser.parse_args(argv)
     try:
         from spineai.errors import SpineAIError
@@ -34,12 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         image = read_image(args.input)
+        options = {}
+        if args.levels is not None:
+            from spineai.stenosis.levels import levels_from_records
+
+            options["level_points"], _ = levels_from_records(json.loads(args.levels.read_text(encoding="utf-8")))
         result = segment(
             image,
             args.task,
             args.device,
             progress=lambda fraction: report(progress=fraction),
             source=args.source or args.input.name,
+            **options,
         )
         with OutputSet(args.output.parent) as out:
             out.write_image(result.mask, args.output.name)

@@ -6,12 +6,16 @@ Used by the panel, the module's self-test and scripts::
     segmentationNode, tableNode = logic.segment(volumeNode, task="cord", device="auto")
     tableNode = logic.updateMeasurements(segmentationNode, volumeNode, task="cord")  # after hand edits
     logic.exportCSV(tableNode, "/tmp/cord_morphometry.csv")
+    # stenosis: disc levels from a point list labelled L1-L2 ... L5-S1, or found by the engine
+    segmentationNode, tableNode = logic.segment(volumeNode, task="stenosis", levelsNode=pointListNode)
 
 ``segment`` runs the engine in this process (blocking); the panel runs it in the background with
 ``SegmentationJob``, which ends in the same ``addResults``. Every error the user can act on is a
 ``spineai.errors.SpineAIError`` whose text is what the panel shows; nothing half-made stays in
 the scene. A re-run on a volume never overwrites a result the user has edited: the previous node
-is replaced only while it is exactly as SpineAI made it, otherwise the new result is a new node.
+is replaced only while it is exactly as SpineAI made it, otherwise the new result is a new node
+(for the stenosis task, its disc-level point list counts too, unless that list is the one given to
+the new run, which then keeps it).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from collections.abc import Callable
 import numpy as np
 import SimpleITK as sitk
 import slicer
+import slicer.util
 
 from spineai.errors import InputError, SpineAIError
 from spineai.tasks import TASKS
 
-from . import MeasurementTable, SegmentationNodes
+from . import LevelPoints, MeasurementTable, SegmentationNodes
 from .Dependencies import DependencyInstaller
 from .Measurements import MEASUREMENTS, presentColumns
 from .SceneTransaction import sceneTransaction
@@ -37,13 +42,14 @@ TABLE_REFERENCE = "SpineAI.Measurements"
 # Panel labels and engine names of the devices.
 DEVICES = {"auto": "auto", "gpu": "cuda", "cuda": "cuda", "cpu": "cpu"}
 # Task names are code (as the engine's CLI spells them); the panel speaks as the segment names do.
-TASK_LABELS = {"tumor": "tumour"}
+TASK_LABELS = {"tumor": "tumour", "stenosis": "dural sac"}
 
 
-def _engineSegment(image, task, device, progress, should_cancel, source):
+def _engineSegment(image, task, device, progress, should_cancel, source, **options):
+    """The engine in this process; ``options``: the stenosis task's ``level_points``."""
     from spineai.pipeline import segment
 
-    return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source)
+    return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source, **options)
 
 
 def taskLabel(task: str) -> str:
@@ -89,15 +95,36 @@ class SpineAILogic:
 
     # --- segmentation --------------------------------------------------------------------------
 
-    def segment(self, volumeNode, task: str = "cord", device: str = "auto", progress=None, shouldCancel=None):
-        """Segment ``volumeNode``; return (segmentationNode, tableNode), tableNode None for tasks without one."""
+    def segment(
+        self, volumeNode, task: str = "cord", device: str = "auto", progress=None, shouldCancel=None, levelsNode=None
+    ):
+        """Segment ``volumeNode``; return (segmentationNode, tableNode), tableNode None for tasks without one.
+
+        ``levelsNode``: for the stenosis task, a point list with the disc levels (labels L1-L2 ...
+        L5-S1); None lets the engine find the discs (sagittal or 3D T2 only).
+        """
         engineDevice = self.checkRequest(volumeNode, task, device)
         image = volumeToImage(volumeNode)
-        result = self.engine(image, task, engineDevice, progress, shouldCancel, volumeNode.GetName())
-        return self.addResults(volumeNode, task, result)
+        options = {"level_points": self.levelPoints(task, volumeNode, levelsNode)} if needsLevels(task) else {}
+        result = self.engine(image, task, engineDevice, progress, shouldCancel, volumeNode.GetName(), **options)
+        return self.addResults(volumeNode, task, result, levelsNode)
 
-    def addResults(self, volumeNode, task: str, result):
-        """Turn an engine result into nodes: a new segmentation node (+ table and chart), all or nothing."""
+    @staticmethod
+    def levelPoints(task: str, volumeNode, levelsNode) -> list | None:
+        """The points of ``levelsNode`` as the engine's LevelPoints for a task that needs levels, else None.
+
+        Raises InputError (naming the point) for a list the engine could not use.
+        """
+        if levelsNode is None or not needsLevels(task):
+            return None
+        return LevelPoints.levelPointsFromMarkups(levelsNode, volumeNode)
+
+    def addResults(self, volumeNode, task: str, result, levelsNode=None):
+        """Turn an engine result into nodes: a new segmentation node (+ table and chart), all or nothing.
+
+        For the stenosis task the result refers to its disc levels: ``levelsNode``, the list the run
+        was given, or else a new point list of the levels the engine found (``sidecar["levels"]``).
+        """
         if volumeNode is None or not slicer.mrmlScene.IsNodePresent(volumeNode):
             raise InputError("input volume", "was removed from the scene during the run; nothing was added")
         array = arrayOnVolumeGrid(result.mask, volumeNode)
@@ -108,10 +135,13 @@ class SpineAILogic:
                 volumeNode.GetName(),
                 f"no {names} found (is it in the scan, in a supported contrast?); nothing was added",
             )
+        if levelsNode is not None and not slicer.mrmlScene.IsNodePresent(levelsNode):
+            levelsNode = None  # removed during the run: the result gets a list of the levels it used
         previous = [
             node
             for node in SegmentationNodes.previousResults(volumeNode, task)
             if not SegmentationNodes.isEditedSinceCreated(node, volumeNode)
+            and not _levelsEdited(node, volumeNode, keptBy=levelsNode)
         ]
         terminologyLogic = _moduleLogic("terminologies")
         with sceneTransaction(slicer.mrmlScene):
@@ -121,6 +151,12 @@ class SpineAILogic:
                 segmentationNode, volumeNode, array, result.segments, segmentMask, stylesForTask(task), terminologyLogic
             )
             segmentationNode.SetAttribute(SegmentationNodes.SIDECAR_ATTRIBUTE, _json(result.sidecar))
+            if needsLevels(task):
+                if levelsNode is None:
+                    replacedLists = [_madeLevels(node) for node in previous if _madeLevels(node) is not None]
+                    levelsName = _freeName(f"{volumeNode.GetName()} disc levels", replaced=replacedLists)
+                    levelsNode = LevelPoints.createLevelsNode(volumeNode, result.sidecar.get("levels", []), levelsName)
+                segmentationNode.SetNodeReferenceID(LevelPoints.LEVELS_REFERENCE, levelsNode.GetID())
             tableNode = self.updateMeasurements(segmentationNode, volumeNode, task)
         # Only now that the new result is complete: drop earlier results that were never edited.
         for node in previous:
@@ -128,10 +164,14 @@ class SpineAILogic:
         return segmentationNode, tableNode
 
     def removeResult(self, segmentationNode) -> None:
-        """Remove a result node with its table, chart and chart series."""
+        """Remove a result node with its table, chart and chart series, and the disc-level point list
+        SpineAI made for it unless another segmentation refers to that list (a user's list stays)."""
         tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)
         chartNode = tableNode.GetNodeReference(MeasurementTable.CHART_REFERENCE) if tableNode else None
-        nodes = [segmentationNode, tableNode, chartNode]
+        levelsNode = _madeLevels(segmentationNode)
+        if levelsNode is not None and _referencedElsewhere(levelsNode, segmentationNode):
+            levelsNode = None
+        nodes = [segmentationNode, tableNode, chartNode, levelsNode]
         if chartNode:
             nodes += [chartNode.GetNthPlotSeriesNode(i) for i in range(chartNode.GetNumberOfPlotSeriesNodes())]
         for node in nodes:
@@ -140,13 +180,15 @@ class SpineAILogic:
 
     # --- measurements --------------------------------------------------------------------------
 
-    def updateMeasurements(self, segmentationNode, volumeNode, task: str = "cord"):
+    def updateMeasurements(self, segmentationNode, volumeNode, task: str = "cord", levelsNode=None):
         """(Re)compute the task's measurements from the segmentation as it is now, e.g. after hand edits.
 
         Fills the table node the segmentation refers to (created, with its chart if the task has one,
         the first time), keeps the measurement's flags and notes in the table's
         ``SpineAI.MeasurementFlags`` attribute, and returns the table; returns None for a task
-        without measurements.
+        without measurements. The stenosis task grades at the points of the disc-level list the
+        segmentation refers to, as they are now (moved points included); ``levelsNode`` is used
+        (and referred to from then on) only by a segmentation that refers to none.
         """
         if segmentationNode is None:
             raise SpineAIError("no segmentation selected; segment a volume first or select a SpineAI segmentation")
@@ -154,10 +196,25 @@ class SpineAILogic:
         spec = MEASUREMENTS.get(task)
         if spec is None:
             return None
+        arguments = []
+        if spec.needsLevels:
+            levelsNode = segmentationNode.GetNodeReference(LevelPoints.LEVELS_REFERENCE) or levelsNode
+            if levelsNode is None:
+                raise SpineAIError(
+                    f"{segmentationNode.GetName()}: no disc levels to grade at; choose a point list with the "
+                    "levels (labelled L1-L2 ... L5-S1) and click Update measurements"
+                )
+            levels = LevelPoints.levelPointsFromMarkups(levelsNode, volumeNode)
         labelMap = segmentsLabelMap(segmentationNode, volumeNode, task, spec)
-        rows, flags = spec.measure(labelMap, volumeToImage(volumeNode)) if spec.needsImage else spec.measure(labelMap)
+        if spec.needsImage:
+            arguments.append(volumeToImage(volumeNode))
+        if spec.needsLevels:
+            arguments.append(levels)
+        rows, flags = spec.measure(labelMap, *arguments)
         tableNode = segmentationNode.GetNodeReference(TABLE_REFERENCE)
         with sceneTransaction(slicer.mrmlScene):
+            if spec.needsLevels:
+                segmentationNode.SetNodeReferenceID(LevelPoints.LEVELS_REFERENCE, levelsNode.GetID())
             created = tableNode is None
             if created:
                 tableNode = slicer.mrmlScene.AddNewNodeByClass(
@@ -179,6 +236,36 @@ class SpineAILogic:
         if tableNode is None:
             raise SpineAIError("no measurement table selected; segment a volume first")
         return MeasurementTable.exportCSV(tableNode, path)
+
+
+def needsLevels(task: str) -> bool:
+    """Whether the task works at disc levels (stenosis): the engine takes them, the result keeps them."""
+    spec = MEASUREMENTS.get(task)
+    return spec is not None and spec.needsLevels
+
+
+def _madeLevels(segmentationNode):
+    """The disc-level point list SpineAI made for the result, or None (none, or the user's own list)."""
+    levelsNode = segmentationNode.GetNodeReference(LevelPoints.LEVELS_REFERENCE)
+    return levelsNode if levelsNode is not None and LevelPoints.isMadeBySpineAI(levelsNode) else None
+
+
+def _levelsEdited(segmentationNode, volumeNode, keptBy=None) -> bool:
+    """Whether the user moved the points of the list SpineAI made for the result; an edited list
+    given to the new run (``keptBy``) stays with the new result, so it does not count."""
+    levelsNode = _madeLevels(segmentationNode)
+    if levelsNode is None or levelsNode is keptBy:
+        return False
+    return LevelPoints.isEditedSinceCreated(levelsNode, volumeNode)
+
+
+def _referencedElsewhere(node, segmentationNode) -> bool:
+    others = slicer.util.getNodesByClass("vtkMRMLSegmentationNode")
+    return any(
+        other.GetID() != segmentationNode.GetID()
+        and other.GetNodeReferenceID(LevelPoints.LEVELS_REFERENCE) == node.GetID()
+        for other in others
+    )
 
 
 def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Image:

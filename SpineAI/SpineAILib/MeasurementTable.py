@@ -1,7 +1,8 @@
 """Measurements in a table node (with column units and flags), a plot along the cord, and CSV export.
 
 The table holds the engine's rows unchanged (cord: one row per axial slice; lesion: one row per
-lesion and a "total" row), in the engine's column order; each column's unit is set on the table
+lesion and a "total" row; stenosis: one row per disc level), in the engine's column order (yes/no
+columns as the text True/False, as in the engine's CSV); each column's unit is set on the table
 (shown by the Tables module, kept in the scene). The measurement's flags and notes (e.g.
 ``lesion_found``) are kept as JSON in the table's ``SpineAI.MeasurementFlags`` attribute, so they
 are saved with the scene. The plot series reads the table's columns, so it follows every update.
@@ -14,6 +15,7 @@ import math
 import numbers
 from pathlib import Path
 
+import numpy as np
 import slicer
 import vtk
 
@@ -96,7 +98,11 @@ def _axisTitle(tableNode, column: str) -> str:
 
 def _vtkColumn(name: str, values: list):
     present = [value for value in values if not _isMissing(value)]
-    if (
+    if present and all(isinstance(value, (bool, np.bool_)) for value in present):
+        # True/False as the engine's CSV writes them (a number column would show 1.0/0.0)
+        array = vtk.vtkStringArray()
+        convert = lambda value: "" if value is None else str(bool(value))  # noqa: E731
+    elif (
         present
         and all(isinstance(value, numbers.Integral) and not isinstance(value, bool) for value in present)
         and len(present) == len(values)

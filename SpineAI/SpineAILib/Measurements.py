@@ -5,8 +5,9 @@ into one label map on the scan's grid (SimpleITK image, ``Logic.segmentsLabelMap
 with exclusive labels each segment is painted with its label value in the spec's order (a later
 segment wins where two overlap); for a task whose segments overlap (``TaskInfo.overlapping``, the
 tumour task) the values are bit flags and are ORed (cord 1 | tumour 2 = 3, intramedullary). The
-engine function takes that label map (and, with ``needsImage``, the scan on the same grid) and
-returns (rows, flags): one dict per row, and a dict of findings and notes.
+engine function takes that label map (and, with ``needsImage``, the scan on the same grid; with
+``needsLevels``, the disc levels of the segmentation's point list, ``LevelPoints``) and returns
+(rows, flags): one dict per row, and a dict of findings and notes.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ class MeasurementSpec:
     # The segment that must hold voxels (measuring stops with a message when it is empty); None: any
     # segment may be empty, but not all of them.
     required: str | None
-    measure: Callable[..., tuple[list[dict], dict]]  # (labelMap) or, with needsImage, (labelMap, image)
+    # (labelMap), (labelMap, image) with needsImage, (labelMap, levels) with needsLevels
+    measure: Callable[..., tuple[list[dict], dict]]
     columns: Callable[[], list[str]]
     units: Callable[[], dict[str, str]]
     chart: ChartSpec | None = None
     needsImage: bool = False  # pass the scan itself (SimpleITK, the label map's grid) as second argument
+    # Pass the disc levels (spineai.stenosis.levels.LevelPoint, LPS, with normals) as second argument:
+    # the engine takes them as level_points, and the result keeps them as a markups point list.
+    needsLevels: bool = False
+    allColumns: bool = False  # every column in every table, as the engine's CSV (else only those present)
 
 
 def _cordMorphometry(labelMap: sitk.Image) -> tuple[list[dict], dict]:
@@ -96,6 +102,50 @@ def _tumorUnits() -> dict[str, str]:
     return {**COLUMN_UNITS, "expected_contrast": ""}
 
 
+def _stenosisTable(labelMap: sitk.Image, levels: list) -> tuple[list[dict], dict]:
+    """One row per lumbar level, graded in the plane of each level as the engine does after segmenting.
+
+    Where a level cannot be assessed comes from the levels themselves (out of order, not a lumbar
+    spacing) and from the scan's geometry (no slice at the level, level outside the scan), so a
+    moved point is judged anew; a plane without sac is marked by ``stenosis_table`` itself.
+    """
+    from spineai.errors import SpineAIError
+
+    try:
+        from spineai.measure.stenosis import stenosis_flags, stenosis_table
+        from spineai.stenosis.segment import assessment_problems
+    except ImportError as error:  # the engine's stenosis code needs torch & co.
+        raise SpineAIError(
+            f"grading stenosis needs the engine's Python packages ({error.name or error} is missing); "
+            "click Segment dural sac once to install them"
+        ) from error
+
+    rows = stenosis_table(labelMap, levels, assessment_problems(labelMap, levels))
+    flags = stenosis_flags(rows)
+    notes = []
+    if flags["worst_schizas_grade"]:
+        notes.append(
+            f"worst Schizas grade {flags['worst_schizas_grade']}; smallest dural sac "
+            f"{flags['smallest_dsca_mm2']:.0f} mm2 at {flags['smallest_dsca_level']}"
+        )
+    notes += [
+        f"{row['level']} not assessable ({row['not_assessable_reason']})" for row in rows if not row["assessable"]
+    ]
+    return rows, {**flags, "notes": notes}
+
+
+def _stenosisColumns() -> list[str]:
+    from spineai.measure.stenosis import STENOSIS_COLUMNS
+
+    return list(STENOSIS_COLUMNS)
+
+
+def _stenosisUnits() -> dict[str, str]:
+    from spineai.measure.stenosis import COLUMN_UNITS
+
+    return dict(COLUMN_UNITS)
+
+
 MEASUREMENTS = {
     "cord": MeasurementSpec(
         ((1, "Spinal cord"),),
@@ -126,12 +176,24 @@ MEASUREMENTS = {
         _tumorUnits,
         needsImage=True,
     ),
+    # Overlapping bit flags (1 dural sac, 2 CSF inside it, 4 posterior epidural fat); nerve roots are
+    # the sac without CSF. Measured in the plane of each disc level of the result's point list, one
+    # row per level L1-L2 ... L5-S1 (not assessable ones included, with the reason): no chart.
+    "stenosis": MeasurementSpec(
+        ((1, "Dural sac"), (2, "Cerebrospinal fluid"), (4, "Posterior epidural fat")),
+        "Dural sac",
+        _stenosisTable,
+        _stenosisColumns,
+        _stenosisUnits,
+        needsLevels=True,
+        allColumns=True,
+    ),
 }
 
 
 def presentColumns(spec: MeasurementSpec, rows: list[dict]) -> list[str]:
     """The spec's columns that the rows carry, in the spec's order (the engine omits optional ones)."""
     columns = spec.columns()
-    if not rows:
+    if not rows or spec.allColumns:
         return columns
     return [column for column in columns if column in rows[0]] + [c for c in rows[0] if c not in columns]

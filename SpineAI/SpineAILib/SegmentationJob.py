@@ -1,15 +1,18 @@
 """One background segmentation run, driven by polling from the panel's timer.
 
 States: running -> done | failed | cancelled. ``start`` checks the input and exports it (main thread,
-fast), then the engine runs in an ``EngineProcess``. The panel calls ``poll()`` from a qt.QTimer;
-each poll forwards progress and, once the process has ended, builds the result nodes on the main
-thread through the logic (MRML is not thread-safe) and reports ``finished`` or ``failed`` once.
+fast; for the stenosis task also the disc levels of the chosen point list, as the engine's level
+records in ``levels.json``), then the engine runs in an ``EngineProcess``. The panel calls
+``poll()`` from a qt.QTimer; each poll forwards progress and, once the process has ended, builds
+the result nodes on the main thread through the logic (MRML is not thread-safe) and reports
+``finished`` or ``failed`` once.
 The temporary folder is removed in every outcome, and a cancelled or failed run adds no node.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +22,7 @@ import SimpleITK as sitk
 from spineai.errors import Cancelled, SpineAIError
 
 from .EngineProcess import EngineProcess
+from .LevelPoints import levelRecords
 from .Signal import Signal
 from .VolumeConversion import volumeToImage
 
@@ -38,11 +42,15 @@ class EngineResult:
 
 
 class SegmentationJob:
-    def __init__(self, logic, volumeNode, task: str, device: str, process: EngineProcess | None = None):
+    def __init__(
+        self, logic, volumeNode, task: str, device: str, process: EngineProcess | None = None, levelsNode=None
+    ):
+        """``levelsNode``: the stenosis task's disc levels (a point list), None to let the engine find them."""
         self.logic = logic
         self.volumeNode = volumeNode
         self.task = task
         self.device = device
+        self.levelsNode = levelsNode
         self.process = process or EngineProcess()
         self.state: JobState | None = None
         self.progress = 0.0
@@ -58,16 +66,22 @@ class SegmentationJob:
     def start(self) -> None:
         """Check and export the input, launch the engine; raises SpineAIError for bad input (no process started)."""
         engineDevice = self.logic.checkRequest(self.volumeNode, self.task, self.device)
+        levels = self.logic.levelPoints(self.task, self.volumeNode, self.levelsNode)
         image = volumeToImage(self.volumeNode)
         self._folder = Path(tempfile.mkdtemp(prefix="SpineAI-"))
         try:
             sitk.WriteImage(image, str(self._folder / "input.nrrd"), useCompression=False)
+            options = {}
+            if levels:
+                options["levels"] = self._folder / "levels.json"
+                options["levels"].write_text(json.dumps(levelRecords(levels)), encoding="utf-8")
             self.process.start(
                 self._folder / "input.nrrd",
                 self._folder / "mask.nrrd",
                 self.task,
                 engineDevice,
                 self.volumeNode.GetName(),
+                **options,
             )
         except BaseException:
             self._removeFolder()
@@ -90,7 +104,8 @@ class SegmentationJob:
                     or f"the engine process stopped (exit code {self.process.exitCode})" + (f": {tail}" if tail else "")
                 )
             mask = sitk.ReadImage(str(self._folder / "mask.nrrd"))
-            nodes = self.logic.addResults(self.volumeNode, self.task, EngineResult(mask, self._segments, self._sidecar))
+            result = EngineResult(mask, self._segments, self._sidecar)
+            nodes = self.logic.addResults(self.volumeNode, self.task, result, self.levelsNode)
         except SpineAIError as error:
             return self._end(JobState.FAILED, self.failed, error)
         except Exception as error:  # still a message for the panel, never a stuck progress bar

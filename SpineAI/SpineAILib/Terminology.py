@@ -1,12 +1,27 @@
 """Standard terminology and colour of every segment SpineAI creates.
 
 ``Resources/SegmentTerminology.csv`` holds one line per segment: the task that produces it, the
-segment name the engine reports, the label under which 3D Slicer's General Anatomy terminology
-lists it, its codes (category, type, optional type modifier, optional anatomic region; each as
-coding scheme, code value, code meaning: SCT = SNOMED CT) and its display colour. The label is
+segment name the engine reports, the label under which 3D Slicer's terminology lists it, its codes
+(category, type, optional type modifier, optional anatomic region; each as coding scheme, code
+value, code meaning: SCT = SNOMED CT), its display colour (Slicer's recommended one where Slicer
+lists the type) and the terminology context (empty: Slicer's General Anatomy list). The label is
 empty when Slicer's lists lack the type (SNOMED CT 52988006 "Lesion"): the entry is then composed
 from the file's codes, anatomic region included. A new task's segments are added by adding lines;
 the panel shows one section per task of this file that the engine provides.
+
+Stenosis codes, as DICOM PS3.16 and Slicer's lists give them (checked against Slicer's terminology
+files in Testing/module/test_module_terminology.py):
+
+* Dural sac: SCT 18545000 "Dura mater" (CID 7153 CNS Segmentation Type; General Anatomy "dura
+  mater"). No SNOMED CT or DICOM code for the dural (thecal) sac itself could be confirmed; the sac
+  is the spinal dura's tube, so its membrane's code is the nearest confirmed one. Slicer's
+  "Anatomical Structure" category takes no anatomic region, so none is given.
+* Cerebrospinal fluid: SCT 65216001 "Cerebrospinal Fluid" (CID 7153), which Slicer lists in its
+  DICOM master list (label "cerebro-spinal fluid"), not in General Anatomy.
+* Posterior epidural fat: SCT 248300009 "Body fat" (CID 7166 Common Tissue Segmentation Types;
+  General Anatomy "fat"), anatomic region SCT 122496007 "Lumbar spine". SCT 55603005 "Adipose
+  tissue" exists too but is in none of Slicer's segmentation lists; no code for the epidural space
+  is in Slicer's anatomic region list.
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ class SegmentStyle:
     typeModifier: Code
     region: Code
     color: tuple[float, float, float]  # 0..1
+    context: str = GENERAL_ANATOMY  # the Slicer terminology that lists slicerLabel
 
     @property
     def segmentId(self) -> str:
@@ -52,7 +68,7 @@ class SegmentStyle:
     def terminologyEntry(self, terminologyLogic=None) -> str:
         """Serialised terminology entry for ``vtkSegment.SetTerminology``.
 
-        Taken from Slicer's own General Anatomy terminology when it is loaded and lists the label
+        Taken from Slicer's own terminology (``context``) when it is loaded and lists the label
         (so the entry is exactly what Slicer's terminology selector would produce), otherwise
         composed from this file's codes; the tests check that the two agree.
         """
@@ -60,10 +76,10 @@ class SegmentStyle:
             import slicer
 
             entry = slicer.vtkSlicerTerminologyEntry()
-            if terminologyLogic.FindTypeInTerminologyBy3dSlicerLabel(GENERAL_ANATOMY, self.slicerLabel, entry):
+            if terminologyLogic.FindTypeInTerminologyBy3dSlicerLabel(self.context, self.slicerLabel, entry):
                 return terminologyLogic.SerializeTerminologyEntry(entry)
         regionContext = ANATOMIC_REGIONS if self.region.value else ""
-        fields = [GENERAL_ANATOMY, self.category, self.type, self.typeModifier, regionContext, self.region, NO_CODE]
+        fields = [self.context, self.category, self.type, self.typeModifier, regionContext, self.region, NO_CODE]
         return "~".join(field if isinstance(field, str) else field.serialized() for field in fields)
 
 
@@ -98,4 +114,5 @@ def _style(row: dict) -> SegmentStyle:
         code("TypeModifier"),
         code("Region"),
         color,
+        (row.get("TerminologyContext") or "").strip() or GENERAL_ANATOMY,
     )

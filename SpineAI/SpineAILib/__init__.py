@@ -4,6 +4,7 @@
 - Terminology: segment names -> standard codes and colours (Resources/SegmentTerminology.csv)
 - SegmentationNodes: building result segmentation nodes; edit detection
 - MeasurementTable, Measurements: measurement tables with units, the CSA chart, CSV export
+- LevelPoints: the stenosis task's disc levels as a markups point list <-> the engine's LevelPoints
 - Logic: SpineAILogic, the GUI-free API (segment, updateMeasurements, exportCSV)
 - SegmentationJob, EngineProcess, EngineWorker: background runs with progress and Cancel
 - Dependencies: installing torch and the engine's packages inside Slicer

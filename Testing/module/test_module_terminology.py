@@ -1,4 +1,5 @@
-"""Every segment SpineAI makes carries the standard code and colour that Slicer's terminology lists."""
+"""Every segment SpineAI makes carries the standard code and colour that Slicer's terminology lists
+(General Anatomy, or the DICOM master list for a type General Anatomy lacks, such as CSF)."""
 
 import dataclasses
 
@@ -9,13 +10,15 @@ from SpineAILib.Terminology import ANATOMIC_REGIONS, GENERAL_ANATOMY, loadSegmen
 from spineai.pipeline import TASKS
 
 STYLES = loadSegmentStyles()
+DICOM_MASTER = "Segmentation category and type - DICOM master list"
 
 
 @pytest.mark.parametrize("style", [style for style in STYLES if style.slicerLabel], ids=lambda style: style.name)
 def test_codes_and_colour_match_slicer_general_anatomy(mrml, style):
     terminologies = slicer.modules.terminologies.logic()
     entry = slicer.vtkSlicerTerminologyEntry()
-    assert terminologies.FindTypeInTerminologyBy3dSlicerLabel(GENERAL_ANATOMY, style.slicerLabel, entry)
+    assert style.context in (GENERAL_ANATOMY, DICOM_MASTER)
+    assert terminologies.FindTypeInTerminologyBy3dSlicerLabel(style.context, style.slicerLabel, entry)
     found = entry.GetTypeObject()
     assert (found.GetCodingSchemeDesignator(), found.GetCodeValue(), found.GetCodeMeaning()) == (
         style.type.scheme,
@@ -93,3 +96,24 @@ def test_every_engine_segment_has_a_terminology_line():
 def test_tasks_come_from_the_file_in_order():
     assert tasksInFile()[:2] == ["cord", "lesion"]
     assert len(set(tasksInFile())) == len(tasksInFile())
+
+
+def test_stenosis_segments_carry_the_verified_codes(mrml):
+    """Dural sac = SCT 18545000 Dura mater (no code for the sac itself), CSF = SCT 65216001, posterior
+    epidural fat = SCT 248300009 Body fat in the lumbar spine; Slicer reads every entry back."""
+    stenosis = {style.name: style for style in STYLES if style.task == "stenosis"}
+    assert list(stenosis) == ["Dural sac", "Cerebrospinal fluid", "Posterior epidural fat"]
+    codes = {name: (style.category.value, style.type.value, style.region.value) for name, style in stenosis.items()}
+    assert codes == {
+        "Dural sac": ("123037004", "18545000", ""),
+        "Cerebrospinal fluid": ("123037004", "65216001", ""),
+        "Posterior epidural fat": ("85756007", "248300009", "122496007"),
+    }
+    assert stenosis["Cerebrospinal fluid"].context == DICOM_MASTER
+    assert len({style.color for style in stenosis.values()}) == 3
+    terminologies = slicer.modules.terminologies.logic()
+    for style in stenosis.values():
+        entry = slicer.vtkSlicerTerminologyEntry()
+        assert terminologies.DeserializeTerminologyEntry(style.terminologyEntry(terminologies), entry)
+        assert code_of(entry.GetTypeObject()) == (style.type.scheme, style.type.value, style.type.meaning)
+        assert (entry.GetRegionObject().GetCodeValue() or "") == style.region.value
