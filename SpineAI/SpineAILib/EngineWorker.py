@@ -3,7 +3,7 @@
 Started by ``EngineProcess``; imports only the engine (no Slicer, no Qt). ``--levels LEVELS.json``
 (stenosis task): the disc levels as a JSON list of the engine's level records (``level``,
 ``point_lps_mm``, ``normal_lps``, ``source``), passed as ``level_points``; the levels the engine
-used come back in the sidecar (``levels``). Reports on stdout, one JSON
+used come back in the sidecar (``disc_levels``). Reports on stdout, one JSON
 object per line: ``{"progress": 0.42}`` while running, then ``{"done": <sidecar>}`` or
 ``{"error": "<message>"}``. The mask is written all-or-nothing, so a killed run leaves no file.
 """

@@ -2,7 +2,7 @@
 
 One control point per level, labelled L1-L2, L2-L3, L3-L4, L4-L5 or L5-S1: either a list the user
 places (passed to the engine as ``spineai.stenosis.levels.LevelPoint``s) or the list SpineAI makes
-from the levels the engine found (``sidecar["levels"]``). The segmentation node refers to its list
+from the levels the engine found (``sidecar["disc_levels"]``). The segmentation node refers to its list
 (``LEVELS_REFERENCE``), so Update measurements grades at the points as they are now.
 
 MRML keeps control points in RAS, the engine works in LPS: the conversion flips the first two

@@ -123,7 +123,7 @@ class SpineAILogic:
         """Turn an engine result into nodes: a new segmentation node (+ table and chart), all or nothing.
 
         For the stenosis task the result refers to its disc levels: ``levelsNode``, the list the run
-        was given, or else a new point list of the levels the engine found (``sidecar["levels"]``).
+        was given, or else a new point list of the levels the engine found (``sidecar["disc_levels"]``).
         """
         if volumeNode is None or not slicer.mrmlScene.IsNodePresent(volumeNode):
             raise InputError("input volume", "was removed from the scene during the run; nothing was added")
@@ -155,7 +155,9 @@ class SpineAILogic:
                 if levelsNode is None:
                     replacedLists = [_madeLevels(node) for node in previous if _madeLevels(node) is not None]
                     levelsName = _freeName(f"{volumeNode.GetName()} disc levels", replaced=replacedLists)
-                    levelsNode = LevelPoints.createLevelsNode(volumeNode, result.sidecar.get("levels", []), levelsName)
+                    levelsNode = LevelPoints.createLevelsNode(
+                        volumeNode, result.sidecar.get("disc_levels", []), levelsName
+                    )
                 segmentationNode.SetNodeReferenceID(LevelPoints.LEVELS_REFERENCE, levelsNode.GetID())
             tableNode = self.updateMeasurements(segmentationNode, volumeNode, task)
         # Only now that the new result is complete: drop earlier results that were never edited.

@@ -213,9 +213,12 @@ def _train_lumbar(args, data: Path) -> None:
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
 
     if args.task == "stenosis":
-        from .training.canal import SAC_SPEC, evaluate_sac, train_sac
+        from .training.canal import HELD_OUT_SUBJECTS, SAC_SPEC, evaluate_sac, real_training_planes, train_sac
+        from .training.lumbar_ivd import SUBJECTS
 
-        model, history = train_sac(args.iterations, args.seed, progress)
+        subjects = [s for s in SUBJECTS if s not in HELD_OUT_SUBJECTS]
+        real = real_training_planes(data / "lumbar-ivd", subjects) if (data / "lumbar-ivd").is_dir() else []
+        model, history = train_sac(args.iterations, args.seed, progress, real)
         metrics = {"training": history, "synthetic_test": evaluate_sac(model)}
         spec = SAC_SPEC
     else:

@@ -62,7 +62,7 @@ def segment(
     check_volume(image, source)
     started = time.perf_counter()
     canonical = to_canonical(image)
-    options = {"points": level_points, "sagittal": sagittal} if task == "stenosis" else {}
+    options = {"points": level_points, "sagittal": sagittal, "source": source} if task == "stenosis" else {}
     labels, predictors, details = SEGMENTERS[task](canonical, device, progress, should_cancel, **options)
     canonical_labels = sitk.GetImageFromArray(labels)
     canonical_labels.CopyInformation(canonical)
@@ -125,10 +125,11 @@ def input_appearance(image: np.ndarray, cord: np.ndarray) -> dict:
     return {"appearance": appearance, "csf_to_cord_ratio": round(ratio, 2)}
 
 
-def segment_stenosis(canonical: sitk.Image, device, progress=None, should_cancel=None, points=None, sagittal=None):
+def segment_stenosis(canonical: sitk.Image, device, progress=None, should_cancel=None, **options):
+    """Label map of bit flags (1 dural sac, 2 CSF, 4 posterior epidural fat) at each disc level: ``stenosis.run``."""
     from .stenosis.run import segment_stenosis as run
 
-    return run(canonical, device, progress, should_cancel, points, sagittal)
+    return run(canonical, device, progress, should_cancel, **options)
 
 
 SEGMENTERS = {"cord": segment_cord, "lesion": segment_lesion, "tumor": segment_tumour, "stenosis": segment_stenosis}
@@ -260,7 +261,7 @@ def _write_stenosis_tables(out, names: dict, result: SegmentationResult) -> tupl
     from .measure.stenosis import STENOSIS_COLUMNS, stenosis_flags, stenosis_table
     from .stenosis.levels import level_markups, levels_from_records
 
-    levels, problems = levels_from_records(result.sidecar["levels"])
+    levels, problems = levels_from_records(result.sidecar["disc_levels"])
     rows = stenosis_table(result.mask, levels, problems)
     written = {
         "table": out.write_csv(rows, names["table"], STENOSIS_COLUMNS),

@@ -89,7 +89,7 @@ class FakeEngine:
         levels = with_normals(points) if points else found_levels()
         sidecar = {"engine": "spineai", "task": task, "device": device, "seconds": 0.1}
         sidecar["levels_from"] = "points given" if points else "disc network on the scan"
-        sidecar["levels"] = levelRecords(levels)
+        sidecar["disc_levels"] = levelRecords(levels)
         return SegmentationResult(self.labelMap, task, TASKS[task].segments, sidecar)
 
 
@@ -399,7 +399,7 @@ def test_the_worker_reads_the_level_records_and_passes_them_to_the_engine(tmp_pa
     (given,) = fake.calls
     assert given == [LevelPoint(24, (1.0, -25.0, -36.0), None, "points my levels")]
     done = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"done"' in line]
-    assert [record["level"] for record in done[0]["done"]["levels"]] == ["L4-L5"]
+    assert [record["level"] for record in done[0]["done"]["disc_levels"]] == ["L4-L5"]
     assert (tmp_path / "out" / "mask.nrrd").exists()
     # Without --levels the engine is asked to find the discs.
     assert main(arguments) == 0 and fake.calls[-1] is None

@@ -1,10 +1,12 @@
 """Disc levels L1-L2 ... L5-S1: found by a network on a sagittal T2, or read from labelled points.
 
 A level is a point at the disc (LPS, mm) with, where known, the normal of the disc plane: the
-plane a radiographer angles an axial slice along. The disc network labels each disc on sagittal
-slices (trained on the 5 ``lumbar-ivd`` scans); each disc's largest component gives its centroid
-and its thinnest principal axis gives the normal. Points (Slicer markups JSON, or a label image
-with SCT disc codes 21-25) give centroids only; their normals come from the neighbouring levels.
+plane a radiographer angles an axial slice along. The disc network finds the intervertebral discs
+on sagittal slices (trained on the 5 ``lumbar-ivd`` scans); the discs are then counted up from the
+lowest one, which is taken as L5-S1 (the sacrum below it has no disc), so a scan that does not reach
+the sacrum is labelled wrongly: give points for it. Each disc's centroid is its level point and its
+thinnest principal axis the normal. Points (Slicer markups JSON, or a label image with SCT disc
+codes 21-25) give centroids only; their normals come from the neighbouring levels.
 """
 
 from __future__ import annotations
@@ -77,12 +79,49 @@ def find_discs(image: sitk.Image, device: str = "auto", source="input image") ->
 
     model, spec, resolved = disc_network(device)
     grid, slices = sagittal_slices(canonical, spec.percentiles)
-    labels = class_probabilities(model, slices, resolved).argmax(1).transpose(1, 2, 0)  # (z, y, x)
-    return disc_points(labels, grid, "disc network")
+    discs = class_probabilities(model, slices, resolved).argmax(1).transpose(1, 2, 0) > 0  # (z, y, x)
+    return discs_counted_from_sacrum(discs, grid, "disc network")
+
+
+def discs_counted_from_sacrum(discs: np.ndarray, grid: sitk.Image, source: str) -> list[LevelPoint]:
+    """Disc components of at least ``MIN_DISC_MM3`` (canonical mask), the lowest five labelled L5-S1 upwards."""
+    components, count = ndimage.label(discs)
+    if not count:
+        return []
+    pieces = []
+    for label in range(1, count + 1):
+        zyx = np.argwhere(components == label).astype(float)
+        pieces.append(np.array([grid.TransformContinuousIndexToPhysicalPoint(p[::-1].tolist()) for p in zyx]))
+    pieces.sort(key=lambda points: points[:, 2].mean())  # inferior first (LPS z grows superior)
+    voxel_mm3 = float(np.prod(grid.GetSpacing()))
+    found = [
+        (points.mean(0), points) for points in _same_height_merged(pieces) if len(points) * voxel_mm3 >= MIN_DISC_MM3
+    ]
+    codes = range(25, 20, -1)  # L5-S1, L4-L5, ... L1-L2
+    return sorted(
+        (
+            LevelPoint(code, tuple(centre), _thinnest_axis(points), source)
+            for code, (centre, points) in zip(codes, found, strict=False)  # the lowest five discs
+        ),
+        key=lambda level: level.code,
+    )
+
+
+def _same_height_merged(pieces: list[np.ndarray]) -> list[np.ndarray]:
+    """Pieces (sorted by height) less than half a disc spacing apart in S-I are one disc split in two
+    (e.g. its left and right halves on the sagittal slices)."""
+    merged = [pieces[0]]
+    for points in pieces[1:]:
+        if points[:, 2].mean() - merged[-1][:, 2].mean() < MIN_DISC_GAP_MM / 2:
+            merged[-1] = np.concatenate([merged[-1], points])
+        else:
+            merged.append(points)
+    return merged
 
 
 def disc_points(classes: np.ndarray, grid: sitk.Image, source: str) -> list[LevelPoint]:
-    """One point per disc class (1 = L1-L2 ... 5 = L5-S1) of a canonical class map: largest component."""
+    """One point per disc class (1 = L1-L2 ... 5 = L5-S1) of a canonical class map (e.g. manual
+    labels): its largest component."""
     voxel_mm3 = float(np.prod(grid.GetSpacing()))
     points = []
     for code in DISC_NAMES:
@@ -225,6 +264,5 @@ def level_markups(levels: list[LevelPoint]) -> dict:
 
 
 def disc_classes(canonical_codes: np.ndarray) -> np.ndarray:
-    """Network classes of SCT disc codes: 21 -> 1 (L1-L2) ... 25 -> 5 (L5-S1), other values 0."""
-    classes = np.where((canonical_codes >= 21) & (canonical_codes <= 25), canonical_codes - 20, 0)
-    return classes.astype(np.int64)
+    """Classes of the disc network from SCT disc codes: 1 for a lumbar disc (21 L1-L2 ... 25 L5-S1), else 0."""
+    return ((canonical_codes >= 21) & (canonical_codes <= 25)).astype(np.int64)

@@ -69,11 +69,14 @@ def reslice(image: sitk.Image, plane: sitk.Image, interpolator=sitk.sitkLinear, 
     return sitk.GetArrayFromImage(sampled)[0]
 
 
-def coverage(image: sitk.Image, plane: sitk.Image) -> float:
-    """Fraction of the plane that lies inside the scan."""
+def coverage(image: sitk.Image, plane: sitk.Image, field_mm: float = 20.0) -> float:
+    """Fraction of the plane's central ``field_mm`` square (where the canal is) that lies inside the
+    scan: a sagittal stack may be only 40 mm wide, which is enough."""
     inside = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
     inside.CopyInformation(image)
-    return float(reslice(inside, plane, sitk.sitkNearestNeighbor, sitk.sitkUInt8).mean())
+    covered = reslice(inside, plane, sitk.sitkNearestNeighbor, sitk.sitkUInt8)
+    middle, half = covered.shape[0] // 2, int(field_mm / 2 / plane.GetSpacing()[0])
+    return float(covered[middle - half : middle + half, middle - half : middle + half].mean())
 
 
 def slab_thickness(image: sitk.Image, normal: np.ndarray) -> float:

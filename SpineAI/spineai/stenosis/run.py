@@ -37,12 +37,12 @@ def stenosis_levels(image: sitk.Image, points=None, sagittal=None, device="auto"
 
 
 def segment_stenosis(
-    canonical: sitk.Image, device="auto", progress=None, should_cancel=None, points=None, sagittal=None
+    canonical: sitk.Image, device="auto", progress=None, should_cancel=None, points=None, sagittal=None, source="scan"
 ):
     """Label map (canonical array, bits 1 sac, 2 CSF, 4 posterior fat), the networks used, sidecar details."""
     from .levels import disc_network
 
-    levels, origin = stenosis_levels(canonical, points, sagittal, device)
+    levels, origin = stenosis_levels(canonical, points, sagittal, device, source)
     if progress:
         progress(0.3)
     problems = assessment_problems(canonical, levels)
@@ -56,7 +56,7 @@ def segment_stenosis(
         used.append(UsedModel(spec, resolved))
     _, spec, resolved = sac_network(device)
     used.append(UsedModel(spec, resolved))
-    details = {"levels_from": origin, "levels": [_level_record(level, problems) for level in levels]}
+    details = {"levels_from": origin, "disc_levels": [_level_record(level, problems) for level in levels]}
     return labels, used, details
 
 

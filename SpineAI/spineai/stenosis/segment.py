@@ -19,7 +19,8 @@ from .planes import PLANE_SPACING_MM, coverage, paint, plane_frame, plane_image,
 
 SAC, CSF, FAT = 1, 2, 4
 CLASS_BITS = np.array([0, SAC, SAC | CSF, FAT], np.uint8)  # network class -> label map bits
-MIN_COVERAGE = 0.5  # a plane mostly outside the scan is not assessed
+MIN_COVERAGE = 0.9  # of the canal's part of the plane: a level whose canal is cut by the scan's edge is not assessed
+MIN_SAC_MM2 = 15.0  # smaller "sacs" are fragments: even an extreme stenosis leaves more (Schonstrom: < 75 absolute)
 FAT_REACH_MM = 4.0  # fat further than this from the sac is not the sac's posterior epidural fat
 
 
@@ -89,6 +90,8 @@ def clean_plane_labels(bits: np.ndarray, spacing: float = PLANE_SPACING_MM) -> n
     if not count:
         return np.zeros_like(bits)
     sac = ndimage.binary_fill_holes(components == 1 + int(np.argmax(np.bincount(components.ravel())[1:])))
+    if sac.sum() * spacing**2 < MIN_SAC_MM2:
+        return np.zeros_like(bits)
     csf = sac & (bits & CSF > 0)
     near = ndimage.distance_transform_edt(~sac, sampling=spacing) <= FAT_REACH_MM
     fat = (bits & FAT > 0) & near & ~sac

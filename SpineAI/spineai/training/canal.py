@@ -45,15 +45,40 @@ def bits_to_classes(bits: np.ndarray) -> np.ndarray:
     return classes
 
 
-def phantom_sampler(seed: int):
-    """Batches from a pool of phantoms of all grades, part of it re-drawn at every call."""
+REAL_FRACTION = 0.35  # of each batch: real planes with rough sac labels (``real_sacs``), when given
+HELD_OUT_SUBJECTS = ("ivd46",)  # lumbar-ivd subjects the sac network never sees (checks on real scans)
+
+
+def real_training_planes(folder, subjects) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Planes of the healthy lumbar-ivd scans at and between their labelled discs, rough sac labels."""
+    from ..orientation import canonical_array, to_canonical
+    from ..stenosis.levels import disc_points, with_normals
+    from .lumbar_ivd import read_lumbar_case
+    from .real_sacs import real_sac_planes
+
+    planes = []
+    for subject in subjects:
+        case = read_lumbar_case(folder, subject)
+        codes = to_canonical(case.discs)
+        classes = canonical_array(codes).astype(np.int64)
+        levels = with_normals(disc_points(np.where(classes > 0, classes - 20, 0), codes, "labels"))
+        planes += real_sac_planes(case.image, levels, SAC_SPEC.percentiles, steps=(-0.4, -0.2, 0.0, 0.2, 0.4))
+    return planes
+
+
+def phantom_sampler(seed: int, real_planes=()):
+    """Batches from a pool of phantoms of all grades, part of it re-drawn at every call, and a share
+    of real planes."""
     rng = np.random.default_rng(seed)
     pool = [_drawn(rng) for _ in range(POOL)]
+    real = list(real_planes)
 
     def sample(batch_rng: np.random.Generator, batch_size: int):
         for index in batch_rng.choice(POOL, REFRESH // 8, replace=False):
             pool[index] = _drawn(rng)
-        chosen = [pool[i] for i in batch_rng.choice(POOL, batch_size, replace=False)]
+        n_real = int(round(REAL_FRACTION * batch_size)) if real else 0
+        chosen = [pool[i] for i in batch_rng.choice(POOL, batch_size - n_real, replace=False)]
+        chosen += [real[i] for i in batch_rng.integers(len(real), size=n_real)]
         images = torch.from_numpy(np.stack([image for image, _ in chosen])[:, None])
         return images, torch.from_numpy(np.stack([classes for _, classes in chosen]))
 
@@ -65,8 +90,9 @@ def _drawn(rng: np.random.Generator):
     return normalise_intensity(phantom.image, SAC_SPEC.percentiles), bits_to_classes(phantom.labels)
 
 
-def train_sac(iterations: int, seed: int = 0, progress=None):
-    return fit_classes(phantom_sampler(seed), SAC_SPEC, iterations, batch_size=8, seed=seed, progress=progress)
+def train_sac(iterations: int, seed: int = 0, progress=None, real_planes=(), initial=None, learning_rate=3e-3):
+    sampler = phantom_sampler(seed, real_planes)
+    return fit_classes(sampler, SAC_SPEC, iterations, 8, learning_rate, seed, progress=progress, initial=initial)
 
 
 def evaluate_sac(model, per_grade: int = 20, seed: int = TEST_SEED) -> dict:

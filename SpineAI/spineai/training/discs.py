@@ -19,7 +19,14 @@ from .. import __version__
 from ..inference import class_probabilities
 from ..models.registry import ModelSpec, save_weights
 from ..orientation import canonical_array, to_canonical
-from ..stenosis.levels import DISC_NAMES, disc_classes, disc_points, level_problems, sagittal_slices
+from ..stenosis.levels import (
+    DISC_NAMES,
+    disc_classes,
+    disc_points,
+    discs_counted_from_sacrum,
+    level_problems,
+    sagittal_slices,
+)
 from .lumbar_ivd import LumbarCase
 from .multiclass import fit_classes
 
@@ -31,9 +38,9 @@ DISC_SPEC = ModelSpec(
     channels=(8, 16, 32, 64, 128),
     in_plane_spacing_mm=(2.0, 2.0),
     percentiles=(0.5, 99.5),
-    labels={code - 20: name for code, name in DISC_NAMES.items()},
+    labels={1: "Intervertebral disc L1-L2 ... L5-S1 (counted up from the sacrum)"},
     contrasts=("T2w",),
-    out_channels=6,
+    out_channels=2,
 )
 FIELD = 128  # slices are padded (or cropped) to this square: 256 mm at 2 mm, the lumbar spine and sacrum
 
@@ -42,15 +49,17 @@ FIELD = 128  # slices are padded (or cropped) to this square: 256 mm at 2 mm, th
 class DiscVolume:
     subject: str
     slices: np.ndarray  # (x, z, y) normalised
-    classes: np.ndarray  # (x, z, y) 0..5
+    classes: np.ndarray  # (x, z, y) 1 disc, 0 elsewhere
     grid: sitk.Image
+    truth: list  # LevelPoints of the manual labels
 
 
 def prepare_disc_volume(case: LumbarCase, spec: ModelSpec = DISC_SPEC) -> DiscVolume:
     grid, slices = sagittal_slices(to_canonical(case.image), spec.percentiles)
     codes = sitk.Resample(to_canonical(case.discs), grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     classes = disc_classes(canonical_array(codes)).transpose(2, 0, 1)
-    return DiscVolume(case.subject, slices, np.ascontiguousarray(classes), grid)
+    truth = disc_points(np.where(canonical_array(codes) > 0, canonical_array(codes) - 20, 0), grid, "labels")
+    return DiscVolume(case.subject, slices, np.ascontiguousarray(classes), grid, truth)
 
 
 def disc_sampler(volumes: list[DiscVolume]):
@@ -91,8 +100,8 @@ def evaluate_discs(model, case: LumbarCase) -> dict:
     """Levels found on one scan against its labels: found, order, centroid distance (mm)."""
     volume = prepare_disc_volume(case)
     predicted = class_probabilities(model, volume.slices, torch.device("cpu")).argmax(1).transpose(1, 2, 0)
-    found = {level.code: level for level in disc_points(predicted, volume.grid, "disc network")}
-    truth = {level.code: level for level in disc_points(volume.classes.transpose(1, 2, 0), volume.grid, "labels")}
+    found = {level.code: level for level in discs_counted_from_sacrum(predicted > 0, volume.grid, "disc network")}
+    truth = {level.code: level for level in volume.truth}
     problems = sorted(set(level_problems(list(found.values())).values()))
     errors = {
         DISC_NAMES[c]: round(float(np.linalg.norm(np.subtract(found[c].point, truth[c].point))), 2)

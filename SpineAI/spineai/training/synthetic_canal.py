@@ -199,10 +199,15 @@ def _render(canvas: _Canvas, anatomy: dict[str, np.ndarray], rng) -> np.ndarray:
     arch_rim = anatomy["arch"] & ~ndimage.binary_erosion(anatomy["arch"], iterations=2)
     image[arch_rim] = u(0.03, 0.12)  # cortical bone
     image += ndimage.gaussian_filter(rng.normal(0, u(0.02, 0.06), image.shape), 1.5)  # tissue texture
-    sigma_px = (u(0.2, 0.7) / canvas.spacing, u(0.2, 1.6) / canvas.spacing)  # across: resliced sagittal
+    sigma_px = (u(0.2, 0.8) / canvas.spacing, u(0.2, 2.2) / canvas.spacing)  # across: resliced sagittal
     image = ndimage.gaussian_filter(image, sigma_px)
     bias = ndimage.zoom(rng.normal(0, 0.12, (4, 4)), np.array(image.shape) / 4, order=3)
     image = image * np.exp(bias)
+    if rng.random() < 0.3:  # a plane resliced from a sagittal stack ends where the stack ends (R-L)
+        half_width = int(u(25, 45) / canvas.spacing)
+        centre = image.shape[1] // 2 + rng.integers(-10, 11)
+        image[:, : max(centre - half_width, 0)] = 0
+        image[:, centre + half_width :] = 0
     noise = u(0.01, 0.05)
     image = np.hypot(image + rng.normal(0, noise, image.shape), rng.normal(0, noise, image.shape))
     return image * u(200, 2000)  # scanner scale: the network sees percentile-normalised planes
