@@ -189,3 +189,12 @@ def test_train_commands_of_the_lumbar_networks_write_models_the_engine_loads(tas
     assert load_model(spec).head.out_channels == spec.out_channels
     metrics = json.loads((out / "metrics.json").read_text())
     assert ("synthetic_test" if task == "stenosis" else "training_scans") in metrics
+
+
+def test_levels_can_come_from_a_sagittal_scan_of_the_same_session(lumbar_scan, tmp_path):
+    out = tmp_path / "out"
+    argv = ["segment", str(lumbar_scan), "--task", "stenosis", "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--sagittal", str(lumbar_scan)]) == 0
+    sidecar = json.loads((out / "ivd46_t2_stenosis_seg.json").read_text())
+    assert sidecar["levels_from"] == "disc network on the sagittal scan"
+    assert [record["level"] for record in sidecar["disc_levels"]] == LEVEL_NAMES
