@@ -206,7 +206,8 @@ def run_train(args) -> None:
 
 def _train_lumbar(args, data: Path) -> None:
     """The stenosis task's two networks: sac contents on phantoms, disc levels on the labelled lumbar scans."""
-    from .training.discs import DISC_SPEC, evaluate_discs, train_discs, write_class_model
+    from .training.discs import DISC_SPEC, evaluate_discs, train_discs
+    from .training.multiclass import write_class_model
 
     def progress(step, total, loss):
         if step % 50 == 0 or step == total:

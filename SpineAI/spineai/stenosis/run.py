@@ -45,9 +45,9 @@ def segment_stenosis(
     levels, origin = stenosis_levels(canonical, points, sagittal, device, source)
     if progress:
         progress(0.3)
-    problems = assessment_problems(canonical, levels)
-    sections = [s for s in level_sections(canonical, levels) if s.level.code not in problems]
-    labels = segment_sections(canonical, sections, device)
+    sections = level_sections(canonical, levels)
+    problems = assessment_problems(canonical, levels, sections)
+    labels = segment_sections(canonical, [s for s in sections if s.level.code not in problems], device)
     if progress:
         progress(1.0)
     used = []

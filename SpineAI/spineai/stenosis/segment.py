@@ -58,10 +58,11 @@ def level_sections(image: sitk.Image, levels: list[LevelPoint]) -> list[LevelSec
     return sections
 
 
-def assessment_problems(image: sitk.Image, levels: list[LevelPoint]) -> dict[int, str]:
+def assessment_problems(image: sitk.Image, levels: list[LevelPoint], sections=None) -> dict[int, str]:
     """Why each level that cannot be assessed on ``image``'s grid cannot: out of order, not a lumbar
-    spacing, no slice there, outside the scan. The segmentation and every re-measurement use this."""
-    sections = level_sections(image, levels)
+    spacing, no slice there, outside the scan. The segmentation and every re-measurement use this;
+    ``sections``: the levels' ``level_sections`` when already made."""
+    sections = level_sections(image, levels) if sections is None else sections
     return {**{s.level.code: s.problem for s in sections if s.problem}, **level_problems(levels)}
 
 

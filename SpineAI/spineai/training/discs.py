@@ -7,17 +7,14 @@ levels are found on a subject the network never saw.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .. import __version__
 from ..inference import class_probabilities
-from ..models.registry import ModelSpec, save_weights
+from ..models.registry import ModelSpec
 from ..orientation import canonical_array, to_canonical
 from ..stenosis.levels import (
     DISC_NAMES,
@@ -115,33 +112,3 @@ def evaluate_discs(model, case: LumbarCase) -> dict:
         "order_problems": problems,
         "centroid_error_mm": errors,
     }
-
-
-def write_class_model(model, spec: ModelSpec, out_dir: Path, metrics: dict) -> ModelSpec:
-    """``<task>.safetensors`` + ``<task>.json`` (the model record) + ``metrics.json`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec = replace(spec, sha256=save_weights(model, out_dir / spec.weights))
-    record = {
-        "name": spec.name,
-        "task": spec.task,
-        "weights": spec.weights,
-        "sha256": spec.sha256,
-        "architecture": {
-            "type": "UNet2D",
-            "channels": list(spec.channels),
-            "in_channels": spec.in_channels,
-            "out_channels": spec.out_channels,
-        },
-        "preprocessing": {
-            "in_plane_spacing_mm": list(spec.in_plane_spacing_mm),
-            "normalisation": "percentile range to [0, 1]",
-            "percentiles": list(spec.percentiles),
-        },
-        "labels": {str(k): v for k, v in spec.labels.items()},
-        "contrasts": list(spec.contrasts),
-        "engine_version": __version__,
-    }
-    (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    return spec

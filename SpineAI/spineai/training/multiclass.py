@@ -7,14 +7,18 @@ so they share only the augmentation. Loss: cross-entropy + soft Dice over the fo
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..models.registry import ModelSpec
+from .. import __version__
+from ..models.registry import ModelSpec, save_weights
 from ..models.unet import UNet2D
 from .augment import random_affine, random_contrast, random_resolution_and_noise
 
@@ -86,3 +90,33 @@ def fit_classes(
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }
     return model.eval(), history
+
+
+def write_class_model(model, spec: ModelSpec, out_dir: Path, metrics: dict) -> ModelSpec:
+    """``<task>.safetensors`` + ``<task>.json`` (the model record) + ``metrics.json`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = replace(spec, sha256=save_weights(model, out_dir / spec.weights))
+    record = {
+        "name": spec.name,
+        "task": spec.task,
+        "weights": spec.weights,
+        "sha256": spec.sha256,
+        "architecture": {
+            "type": "UNet2D",
+            "channels": list(spec.channels),
+            "in_channels": spec.in_channels,
+            "out_channels": spec.out_channels,
+        },
+        "preprocessing": {
+            "in_plane_spacing_mm": list(spec.in_plane_spacing_mm),
+            "normalisation": "percentile range to [0, 1]",
+            "percentiles": list(spec.percentiles),
+        },
+        "labels": {str(k): v for k, v in spec.labels.items()},
+        "contrasts": list(spec.contrasts),
+        "engine_version": __version__,
+    }
+    (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return spec
