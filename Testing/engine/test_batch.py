@@ -115,6 +115,21 @@ def test_rerun_recomputes_nothing(cohort):
     assert sorted(r["case_id"] for r in read_csv(cohort["out"] / "cord_summary.csv")) == sorted(GOOD_SCANS)
 
 
+def test_the_driver_never_imports_torch(cohort, tmp_path):
+    """The workers segment; the driver only plans, records and reports. Importing torch there would
+    add its start-up (about a second) to the wall time of every cohort run, serially."""
+    out = tmp_path / "results"
+    shutil.copytree(cohort["out"], out)
+    argv = ["batch", str(cohort["folder"]), "--out", str(out), "--workers", "1", "--device", "cpu"]
+    script = (
+        f"import sys; from spineai.cli import main; code = main({argv!r}); "
+        "print('exit', code, 'torch imported:', 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "0 done, 4 already finished, 2 failed" in done.stdout, done.stdout + done.stderr
+    assert "exit 1 torch imported: False" in done.stdout
+
+
 def test_deleting_one_sidecar_reruns_only_that_case(cohort, tmp_path):
     out = tmp_path / "results"
     shutil.copytree(cohort["out"], out)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..tasks import TASKS
+
 
 def add_pacs_command(commands) -> None:
     """Add ``pacs`` to the CLI's subparsers."""
-    from ..pipeline import TASKS
-
     pacs = commands.add_parser(
         "pacs", help="segment a series from a DICOMweb PACS and store the DICOM SEG and SR back in its study"
     )
