@@ -6,12 +6,13 @@ cases (repeats are symlinks under new names, so each is a separate case). Each m
 `spineai batch` process, timed from start to exit as a user sees it: Dask cluster start-up,
 segmentation + morphometry of every case, the cohort tables and the QC report.
 
-  1. workers = 1 and workers = 2 (then 3, ... with --workers): cases per minute and the ratio to 1.
+  1. workers = 1 and workers = 2 (then 3, ... with --workers), interleaved and repeated (--repeats,
+     default 3): cases per minute of the median run and the ratio to 1 worker.
   2. A run with 2 workers killed (SIGKILL to its process group, as a job scheduler would) once a
      quarter of the cases are finished, then restarted: every case must be in the summary exactly
      once, and the restarted run must recompute none of the cases finished before the kill.
 
-Usage: python benchmarks/cohort_throughput.py [--data DIR] [--cases 20] [--workers 1 2] [--start ROW]
+Usage: python benchmarks/cohort_throughput.py [--data DIR] [--cases 20] [--workers 1 2] [--repeats 3] [--start ROW]
 Writes benchmarks/results/cohort_throughput.json (or --result PATH) and prints it.
 """
 
@@ -88,6 +89,18 @@ def case_seconds(out: Path) -> list[float]:
     return [json.loads(p.read_text())["seconds"] for p in out.glob("*/[!.]*_cord_seg.json")]
 
 
+def measured_run(cohort: Path, out: Path, workers: int, cases: int) -> dict:
+    """One timed batch run with its throughput over the whole run and between first and last case."""
+    run = timed_batch(cohort, out, workers)
+    run["cases_per_minute"] = round(cases / run["seconds"] * 60, 2)
+    span = run["last_case_done_after_s"] - run["first_case_done_after_s"]
+    # Between the first and the last finished case: throughput without the fixed costs.
+    run["steady_cases_per_minute"] = round((cases - 1) / span * 60, 2) if span > 0 else None
+    seconds = case_seconds(out)  # the sidecar's seconds: segmentation only, not morphometry
+    run["mean_segmentation_seconds"] = round(sum(seconds) / len(seconds), 3)
+    return run
+
+
 def killed_and_restarted(cohort: Path, out: Path, ids: list[str], workers: int = 2) -> dict:
     command = [*batch_command(cohort, out, workers), "--device", "cpu"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,7 +125,7 @@ def killed_and_restarted(cohort: Path, out: Path, ids: list[str], workers: int =
 
 def training_running() -> bool:
     """A model training on the same CPU would make every figure here meaningless: say so in the result."""
-    return bool(subprocess.run(["pgrep", "-f", "train_cord.py"], capture_output=True, text=True).stdout.split())
+    return bool(subprocess.run(["pgrep", "-f", "spineai train"], capture_output=True, text=True).stdout.split())
 
 
 def machine() -> dict:
@@ -141,6 +154,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", REPO.parent / "shared/data")))
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per worker count; the median run is reported")
     parser.add_argument("--start", type=int, default=0, help="first manifest row of the cycle (smoke runs)")
     parser.add_argument("--result", type=Path, default=RESULTS / "cohort_throughput.json")
     args = parser.parse_args()
@@ -150,15 +164,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "cohort"
         ids = build_cohort(args.data, args.cases, cohort, args.start)
-        for workers in args.workers:
-            out = Path(tmp) / f"out-{workers}"
-            run = timed_batch(cohort, out, workers)
-            run["cases_per_minute"] = round(args.cases / run["seconds"] * 60, 2)
-            span = run["last_case_done_after_s"] - run["first_case_done_after_s"]
-            # Between the first and the last finished case: throughput without the fixed costs.
-            run["steady_cases_per_minute"] = round((args.cases - 1) / span * 60, 2) if span > 0 else None
-            seconds = case_seconds(out)  # the sidecar's seconds: segmentation only, not morphometry
-            run["mean_segmentation_seconds"] = round(sum(seconds) / len(seconds), 3)
+        # Worker counts interleaved, each repeated: a drift in the machine's load hits all alike.
+        attempts = {workers: [] for workers in args.workers}
+        for repeat in range(args.repeats):
+            for workers in args.workers:
+                out = Path(tmp) / f"out-{workers}-{repeat}"
+                attempts[workers].append(measured_run(cohort, out, workers, args.cases))
+        for runs in attempts.values():
+            run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]  # the median run
+            run["all_runs_seconds"] = [r["seconds"] for r in runs]
             report["runs"].append(run)
         base = report["runs"][0]["cases_per_minute"]
         steady = report["runs"][0]["steady_cases_per_minute"]
