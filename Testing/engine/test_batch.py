@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from spineai.cli import main
-from spineai.cohort.discover import discover_cases
+from spineai.cohort.discover import Case, discover_cases
+from spineai.cohort.run import stored_bytes
 from spineai.errors import SpineAIError
 
 GOOD_SCANS = {
@@ -113,6 +114,17 @@ def test_rerun_recomputes_nothing(cohort):
     assert code == 1 and "0 done, 4 already finished, 2 failed" in printed  # the bad inputs are retried
     assert sidecar_state(cohort["out"]) == before
     assert sorted(r["case_id"] for r in read_csv(cohort["out"] / "cord_summary.csv")) == sorted(GOOD_SCANS)
+
+
+def test_work_is_sized_by_the_bytes_stored_for_a_file_or_a_dicom_folder(tmp_path):
+    """Cases are handed out largest first by this size; an unreadable input sorts last, then fails."""
+    (tmp_path / "scan.nii.gz").write_bytes(b"x" * 300)
+    series = tmp_path / "series"
+    series.mkdir()
+    for name, size in (("1.dcm", 200), ("2.dcm", 250)):
+        (series / name).write_bytes(b"x" * size)
+    sizes = {name: stored_bytes(Case(name, tmp_path / name)) for name in ("scan.nii.gz", "series", "gone.nii")}
+    assert sizes == {"scan.nii.gz": 300, "series": 450, "gone.nii": 0}
 
 
 def test_the_driver_never_imports_torch(cohort, tmp_path):
