@@ -28,10 +28,17 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from spineai.inference import network_spacing, normalise_intensity, resample_to_spacing, slice_axis, with_context
+from spineai.inference import (
+    network_for,
+    network_spacing,
+    normalise_intensity,
+    resample_to_spacing,
+    slice_axis,
+    with_context,
+)
 from spineai.io import OutputSet, read_image
 from spineai.orientation import to_canonical
-from spineai.pipeline import predictor_for, segment
+from spineai.pipeline import segment
 
 SCAN = "sct-legacy/errsm_11/t2/t2.nii.gz"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -71,7 +78,7 @@ def cli_cold(scan: Path, out_dir: Path) -> tuple[float, float]:
 
 def network_slices(scan: Path) -> tuple[torch.Tensor, object]:
     """The normalised slice stack the network sees for this scan, padded as SpineAI pads it."""
-    predictor = predictor_for("cord", "cpu")
+    predictor = network_for("cord", "cpu")
     canonical = to_canonical(read_image(scan))
     spacing = tuple(reversed(canonical.GetSpacing()))
     axis = slice_axis(spacing, canonical.GetSize()[::-1])

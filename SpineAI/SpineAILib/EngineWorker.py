@@ -2,7 +2,7 @@
 
 Started by ``EngineProcess``; imports only the engine (no Slicer, no Qt). ``--levels LEVELS.json``
 (stenosis task): the disc levels as a JSON list of the engine's level records (``level``,
-``point_lps_mm``, ``normal_lps``, ``source``), passed as ``level_points``; the levels the engine
+``point_lps_mm``, ``normal_lps``, ``source``), passed as the task's disc levels; the levels the engine
 used come back in the sidecar (``disc_levels``). Reports on stdout, one JSON
 object per line: ``{"progress": 0.42}`` while running, then ``{"done": <sidecar>}`` or
 ``{"error": "<message>"}``. The mask is written all-or-nothing, so a killed run leaves no file.
@@ -33,23 +33,24 @@ def main(argv: list[str] | None = None) -> int:
         from spineai.errors import SpineAIError
         from spineai.io import OutputSet, read_image
         from spineai.pipeline import segment
+        from spineai.tasks import TaskInputs
     except ImportError as error:
         report(error=f"the SpineAI engine cannot start: {error}")
         return 1
     try:
         image = read_image(args.input)
-        options = {}
+        inputs = TaskInputs()
         if args.levels is not None:
             from spineai.stenosis.levels import levels_from_records
 
-            options["level_points"], _ = levels_from_records(json.loads(args.levels.read_text(encoding="utf-8")))
+            inputs.disc_levels, _ = levels_from_records(json.loads(args.levels.read_text(encoding="utf-8")))
         result = segment(
             image,
             args.task,
             args.device,
             progress=lambda fraction: report(progress=fraction),
             source=args.source or args.input.name,
-            **options,
+            inputs=inputs,
         )
         with OutputSet(args.output.parent) as out:
             out.write_image(result.mask, args.output.name)

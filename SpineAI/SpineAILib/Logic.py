@@ -41,26 +41,27 @@ from .VolumeConversion import arrayOnVolumeGrid, checkInputVolume, imageOnVolume
 TABLE_REFERENCE = "SpineAI.Measurements"
 # Panel labels and engine names of the devices.
 DEVICES = {"auto": "auto", "gpu": "cuda", "cuda": "cuda", "cpu": "cpu"}
-# Task names are code (as the engine's CLI spells them); the panel speaks as the segment names do.
-TASK_LABELS = {"tumor": "tumour", "stenosis": "dural sac"}
 
 
-def _engineSegment(image, task, device, progress, should_cancel, source, **options):
-    """The engine in this process; ``options``: the stenosis task's ``level_points``."""
+def _engineSegment(image, task, device, progress, should_cancel, source, disc_levels=None):
+    """The engine in this process; ``disc_levels``: the stenosis task's level points."""
     from spineai.pipeline import segment
+    from spineai.tasks import TaskInputs
 
-    return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source, **options)
+    inputs = TaskInputs(disc_levels=disc_levels)
+    return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source, inputs=inputs)
 
 
 def taskLabel(task: str) -> str:
-    """The task as the panel names it ('Segment tumour' for the task 'tumor')."""
-    return TASK_LABELS.get(task, task)
+    """The task as the panel names it ('Segment tumour' for the task 'tumor'); task names are code."""
+    return TASKS[task].panel_name if task in TASKS else task
 
 
 def engineTasks() -> dict:
-    from spineai.pipeline import TASKS
+    """The engine's task registry: no network runtime is imported to list it."""
+    from spineai.tasks import TASKS as registered
 
-    return TASKS
+    return registered
 
 
 class SpineAILogic:
@@ -105,7 +106,7 @@ class SpineAILogic:
         """
         engineDevice = self.checkRequest(volumeNode, task, device)
         image = volumeToImage(volumeNode)
-        options = {"level_points": self.levelPoints(task, volumeNode, levelsNode)} if needsLevels(task) else {}
+        options = {"disc_levels": self.levelPoints(task, volumeNode, levelsNode)} if needsLevels(task) else {}
         result = self.engine(image, task, engineDevice, progress, shouldCancel, volumeNode.GetName(), **options)
         return self.addResults(volumeNode, task, result, levelsNode)
 
@@ -273,7 +274,7 @@ def _referencedElsewhere(node, segmentationNode) -> bool:
 def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Image:
     """The spec's segments as one uint8 label map on the volume's grid, as the engine labels them.
 
-    The inverse of ``TaskInfo.segment_mask``: for a task with overlapping segments (tumour) each
+    The inverse of ``Task.segment_mask``: for a task with overlapping segments (tumour) each
     segment ORs its bit (cord 1 | tumour 2 = 3 where both are); otherwise each segment is painted
     with its value, later segments winning overlaps. Raises InputError when the spec's required
     segment is empty, or, for a spec without one, when every segment is empty.
@@ -284,7 +285,7 @@ def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Imag
     for labelValue, name in spec.segments:
         style = styles.get(name)
         if style is None:
-            raise SpineAIError(f"segment '{name}' has no line in SegmentTerminology.csv")
+            raise SpineAIError(f"segment '{name}' has no line in the terminology table (spineai/terminology.csv)")
         segmentId = _findSegmentId(segmentationNode, style.segmentId, name)
         voxels = SegmentationNodes.segmentMask(segmentationNode, segmentId, volumeNode) > 0
         if name == spec.required and not voxels.any():

@@ -68,7 +68,7 @@ def setSegmentsFromMask(
     for labelValue, name in segments:
         style = styles.get(name)
         if style is None:
-            raise SpineAIError(f"segment '{name}' has no line in SegmentTerminology.csv; add its codes and colour")
+            raise SpineAIError(f"segment '{name}' has no line in spineai/terminology.csv; add its codes and colour")
         if segmentation.GetSegment(style.segmentId) is None:
             segmentation.AddEmptySegment(style.segmentId, name, style.color)
         segment = segmentation.GetSegment(style.segmentId)

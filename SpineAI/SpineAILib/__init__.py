@@ -1,7 +1,7 @@
 """The SpineAI Slicer module's code, in small files (the module file SpineAI.py only wires the GUI).
 
 - VolumeConversion: MRML volume nodes <-> SimpleITK images with exact geometry; input checks
-- Terminology: segment names -> standard codes and colours (Resources/SegmentTerminology.csv)
+- Terminology: segment names -> standard codes and colours (the engine's spineai/terminology.csv)
 - SegmentationNodes: building result segmentation nodes; edit detection
 - MeasurementTable, Measurements: measurement tables with units, the CSA chart, CSV export
 - LevelPoints: the stenosis task's disc levels as a markups point list <-> the engine's LevelPoints

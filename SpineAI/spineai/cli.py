@@ -14,9 +14,10 @@ from pathlib import Path
 
 from . import __version__
 from .cohort.command import add_batch_command
+from .devices import DEVICES
 from .dicom.command import add_pacs_command
 from .errors import SpineAIError
-from .tasks import TASKS
+from .tasks import TASKS, get_task
 
 EXIT_USER_ERROR = 2
 
@@ -45,13 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("image", type=Path, help="NIfTI, NRRD, MHA file or a DICOM series folder")
     segment.add_argument("--task", choices=sorted(TASKS), default="cord")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
-    segment.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    segment.add_argument(
-        "--levels",
-        type=Path,
-        help="vertebral levels on the scan's grid: labelled cord or disc points; stenosis: disc level points "
-        "(Slicer markups JSON labelled L1-L2 ... L5-S1, or SCT disc labels 21-25, any grid)",
-    )
+    segment.add_argument("--device", choices=DEVICES, default="auto")
+    add_level_arguments(segment)
     segment.add_argument(
         "--sagittal", type=Path, help="stenosis: a sagittal T2 of the same session to find the disc levels on"
     )
@@ -68,17 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.add_argument("--task", choices=sorted(TASKS), default="cord")
     measure.add_argument("--image", type=Path, help="the scan the mask belongs to (geometry check)")
-    measure.add_argument(
-        "--levels",
-        type=Path,
-        help="vertebral levels: labelled cord mask or disc point labels; stenosis: <stem>_stenosis_levels.mrk.json",
-    )
+    add_level_arguments(measure)
     measure.add_argument("--out", type=Path, required=True)
     measure.set_defaults(run=run_measure)
 
     demo = commands.add_parser("demo", help="segment the bundled sample scan")
     demo.add_argument("--out", type=Path, default=Path("spineai-demo"))
-    demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    demo.add_argument("--device", choices=DEVICES, default="auto")
     demo.set_defaults(run=run_demo)
 
     add_batch_command(commands)
@@ -108,6 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_level_arguments(command) -> None:
+    """Vertebral levels (per-level cord and tumour tables) and disc levels (stenosis) are different inputs."""
+    command.add_argument(
+        "--vertebral-levels",
+        type=Path,
+        help="vertebral levels on the scan's grid: a cord mask labelled with SCT level codes, or SCT disc point labels",
+    )
+    command.add_argument(
+        "--disc-levels",
+        type=Path,
+        help="stenosis: lumbar disc levels as points (Slicer markups JSON labelled L1-L2 ... L5-S1, or SCT disc "
+        "labels 21-25, any grid); for a corrected label map the <stem>_stenosis_levels.mrk.json written with it",
+    )
+    command.add_argument("--levels", type=Path, help=argparse.SUPPRESS)  # deprecated: one of the two above
+
+
+def level_paths(args) -> dict:
+    """The level files given, by ``TaskInputs`` name; the deprecated --levels becomes what the task takes."""
+    paths = {"vertebral_levels_path": args.vertebral_levels, "disc_levels_path": args.disc_levels}
+    if args.levels is not None:
+        name = get_task(args.task).levels_input
+        flag = "--" + name.replace("_", "-")
+        print(f"spineai: warning: --levels is deprecated; use {flag}", file=sys.stderr)
+        if paths[f"{name}_path"] is None:
+            paths[f"{name}_path"] = args.levels
+    return paths
+
+
 def _progress_bar(description: str):
     """A tqdm bar on an interactive terminal; silent when stderr is not a TTY (logs, batch jobs)."""
     from tqdm import tqdm
@@ -126,31 +146,31 @@ def run_segment(args) -> None:
     bar, update = _progress_bar(f"{args.task} {args.image.name}")
     with bar:
         written = segment_file(
-            args.image, args.out, args.task, args.device, update, args.levels, args.dicom_seg, args.sagittal
+            args.image,
+            args.out,
+            args.task,
+            args.device,
+            update,
+            sagittal_path=args.sagittal,
+            dicom_seg=args.dicom_seg,
+            **level_paths(args),
         )
     sidecar = json.loads(written["sidecar"].read_text(encoding="utf-8"))
-    if args.task == "stenosis" and not sidecar["stenosis"]["levels_assessable"]:
-        print(f"spineai: warning: {args.image}: no level could be assessed (see the table's reasons)", file=sys.stderr)
-    elif args.task != "stenosis" and not sidecar["cord_found"]:
-        print(
-            f"spineai: warning: {args.image}: no spinal cord found; the mask is empty and the table has no rows",
-            file=sys.stderr,
-        )
+    warning = get_task(args.task).warning(args.image, sidecar)
+    if warning:
+        print(f"spineai: warning: {warning}", file=sys.stderr)
     for path in written.values():
         print(path)
 
 
 def run_measure(args) -> None:
-    from .measure import measure_findings_file, measure_mask_files
+    from .measure import measure_file
 
-    if args.task != "cord":
-        written = measure_findings_file(args.task, args.mask, args.out, args.image, args.levels)
-        print(written["table"])
-        print(json.dumps(written["flags"]))
-        return
-    written = measure_mask_files(args.mask, args.out, image_path=args.image, levels_path=args.levels)
+    written, flags = measure_file(args.mask, args.out, args.task, args.image, **level_paths(args))
     for path in written.values():
         print(path)
+    if flags:
+        print(json.dumps(flags))
 
 
 def run_demo(args) -> None:

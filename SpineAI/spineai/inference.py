@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from torch.nn import functional as F
 
+from .devices import DEVICES
 from .errors import Cancelled, SpineAIError
-from .models.registry import ModelSpec
+from .models.registry import ModelSpec, load_model, model_for_task
 from .models.unet import UNet2D, fuse_for_inference
 from .tiling import batch_size_for_memory, network_probabilities, predict_tiled, with_context
 
@@ -36,8 +39,8 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise SpineAIError("device 'cuda' requested but no CUDA GPU is available (use --device auto or cpu)")
-    if device not in ("cpu", "cuda"):
-        raise SpineAIError(f"unknown device '{device}' (choose auto, cpu or cuda)")
+    if device not in DEVICES:
+        raise SpineAIError(f"unknown device '{device}' (choose {', '.join(DEVICES)})")
     return torch.device(device)
 
 
@@ -83,8 +86,18 @@ def normalise_intensity(array: np.ndarray, percentiles) -> np.ndarray:
     return np.clip((array.astype(np.float32) - low) / scale, -0.5, 2.0).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def network_for(task: str, device: str = "auto", models_dir: Path | None = None) -> SlicePredictor:
+    """The network of ``task``'s model record (``models_dir``: another model folder), loaded once per
+    process and device. Every task's networks come from here, so each has the CUDA-to-CPU fallback."""
+    spec = model_for_task(task, models_dir)
+    return SlicePredictor(load_model(spec), spec, device)
+
+
 class SlicePredictor:
-    """A loaded network ready to turn a canonical image into a cord probability map."""
+    """A loaded network on a device: slice-wise probabilities of a canonical image (one-target
+    networks) or class probabilities of 2D images (many-class networks). A CUDA failure reruns
+    the work on the CPU with a warning."""
 
     def __init__(self, model: UNet2D, spec: ModelSpec, device: str = "auto", batch_size: int = 8):
         self.spec = spec
@@ -103,19 +116,26 @@ class SlicePredictor:
         network_grid = resample_to_spacing(canonical, network_spacing(spacing, axis, self.spec.in_plane_spacing_mm))
         volume = normalise_intensity(sitk.GetArrayViewFromImage(network_grid), self.spec.percentiles)
         slices = np.moveaxis(volume, axis, 0)
-        try:
-            probabilities = self._predict_slices(slices, progress, should_cancel)
-        except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
-            if self.device.type != "cuda" or isinstance(error, Cancelled):
-                raise
-            log.warning("CUDA failed (%s); running on the CPU instead", str(error).splitlines()[0])
-            self.device, self.model = torch.device("cpu"), self._model_cpu.cpu()
-            probabilities = self._predict_slices(slices, progress, should_cancel)
+        probabilities = self._with_cpu_fallback(lambda: self._predict_slices(slices, progress, should_cancel))
         probability = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(probabilities, 0, axis)))
         probability.CopyInformation(network_grid)
         if probability.GetSize() == canonical.GetSize() and network_grid is canonical:
             return probability
         return sitk.Resample(probability, canonical, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+    def class_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Softmax (N, classes, H, W) of a many-class network over 2D images (N, H, W)."""
+        return self._with_cpu_fallback(lambda: class_probabilities(self.model, images, self.device, self.batch_size))
+
+    def _with_cpu_fallback(self, work: Callable[[], np.ndarray]) -> np.ndarray:
+        try:
+            return work()
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+            if self.device.type != "cuda" or isinstance(error, Cancelled):
+                raise
+            log.warning("CUDA failed (%s); running on the CPU instead", str(error).splitlines()[0])
+            self.device, self.model = torch.device("cpu"), self._model_cpu.cpu()
+            return work()
 
     def _predict_slices(self, slices: np.ndarray, progress, should_cancel) -> np.ndarray:
         if self.spec.patch_size:

@@ -103,7 +103,7 @@ def test_installed_console_script(tmp_path):
 def test_segment_with_levels_adds_the_per_level_table(tmp_path, capsys):
     from spineai.sample import T2_LEVELS
 
-    code, _, err = run(capsys, "segment", T2, "--out", tmp_path, "--device", "cpu", "--levels", T2_LEVELS)
+    code, _, err = run(capsys, "segment", T2, "--out", tmp_path, "--device", "cpu", "--vertebral-levels", T2_LEVELS)
     assert code == 0, err
     with open(tmp_path / "t2_cord_morphometry_per_level.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -113,7 +113,7 @@ def test_segment_with_levels_adds_the_per_level_table(tmp_path, capsys):
 
 def test_levels_on_another_grid_are_refused_before_segmenting(tmp_path, capsys, data_dir):
     other = data_dir / "sct-testing/t1/t1w_seg-manual.nii.gz"
-    code, _, err = run(capsys, "segment", T2, "--out", tmp_path / "o", "--levels", other)
+    code, _, err = run(capsys, "segment", T2, "--out", tmp_path / "o", "--vertebral-levels", other)
     assert code == EXIT_USER_ERROR and str(other) in err
     assert not (tmp_path / "o").exists()
 

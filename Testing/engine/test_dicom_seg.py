@@ -50,7 +50,7 @@ def sagittal(data_dir, tmp_path_factory) -> Run:
     series = write_mr_series(t2 / "t2.nii.gz", base / "t2_sag", description="T2 sagittal")
     levels_path = base / "levels.nii.gz"
     sitk.WriteImage(on_grid_of(read_image(t2 / "t2_seg-manual_labeled.nii.gz"), read_image(series.folder)), levels_path)
-    return segment_series(series, base / "out", t2 / "t2_seg-manual.nii.gz", "--levels", levels_path)
+    return segment_series(series, base / "out", t2 / "t2_seg-manual.nii.gz", "--vertebral-levels", levels_path)
 
 
 @pytest.fixture(scope="module")

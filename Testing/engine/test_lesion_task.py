@@ -200,7 +200,7 @@ def test_measure_command_measures_a_corrected_label_map(tmp_path, capsys):
     # The canonical copy is not on the scan's grid (PSR): refused, naming the file; on its own it is measured.
     assert "does not match the geometry" in capsys.readouterr().err
     assert main(["measure", str(path), "--task", "lesion", "--out", str(tmp_path / "m")]) == 0
-    with open(tmp_path / "m" / "edited_lesion_seg_lesion.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / "m" / "edited_lesion.csv", newline="", encoding="utf-8") as handle:
         total = list(csv.DictReader(handle))[-1]
     voxel = math.prod(cord.GetSpacing())
     assert float(total["volume"]) == pytest.approx(np.count_nonzero(labels == 2) * voxel)

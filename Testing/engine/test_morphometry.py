@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from phantoms import LAS, axis_from_tilts, elliptic_cylinder, grid
 
 from spineai.errors import InputError
-from spineai.measure import measure_mask_files
+from spineai.measure import measure_file
 from spineai.measure.cord import (
     COLUMN_UNITS,
     MORPHOMETRY_COLUMNS,
@@ -252,13 +252,13 @@ def write(image, path):
     return path
 
 
-def test_measure_mask_files_writes_per_slice_and_per_level_tables(data_dir, tmp_path):
+def test_measure_file_writes_per_slice_and_per_level_tables(data_dir, tmp_path):
     t2 = data_dir / "sct-testing" / "t2"
-    written = measure_mask_files(
+    written, _ = measure_file(
         t2 / "t2_seg-manual.nii.gz",
         tmp_path,
         image_path=t2 / "t2.nii.gz",
-        levels_path=t2 / "t2_seg-manual_labeled.nii.gz",
+        vertebral_levels_path=t2 / "t2_seg-manual_labeled.nii.gz",
     )
     assert written["per_slice"] == tmp_path / "t2_seg-manual_cord_morphometry.csv"
     assert written["per_level"] == tmp_path / "t2_seg-manual_cord_morphometry_per_level.csv"
@@ -275,7 +275,7 @@ def test_measure_mask_files_writes_per_slice_and_per_level_tables(data_dir, tmp_
 
 def test_without_levels_there_is_no_vertlevel_column_and_no_per_level_table(data_dir, tmp_path):
     mask = data_dir / "sct-testing" / "t2s" / "t2s_seg.nii.gz"
-    written = measure_mask_files(mask, tmp_path)
+    written, _ = measure_file(mask, tmp_path)
     assert list(written) == ["per_slice"]
     with open(written["per_slice"]) as handle:
         header = next(csv.reader(handle))
@@ -305,7 +305,7 @@ def test_unusable_masks_are_refused_naming_the_file_and_nothing_is_written(tmp_p
     path = write(mask_like(reference, array), tmp_path / "bad_seg.nii.gz")
     out = tmp_path / "out"
     with pytest.raises(InputError) as error:
-        measure_mask_files(path, out)
+        measure_file(path, out)
     assert str(path) in str(error.value) and fragment in str(error.value)
     assert not out.exists() or not any(out.iterdir())
 
@@ -324,7 +324,7 @@ def test_a_mask_off_the_image_grid_is_refused(tmp_path, change):
         image.SetDirection(sitk.DICOMOrient(image, "RAS").GetDirection())
     mask_path, image_path = write(mask, tmp_path / "m_seg.nii.gz"), write(image, tmp_path / "t2.nii.gz")
     with pytest.raises(InputError, match=f"geometry of the image: {change}") as error:
-        measure_mask_files(mask_path, tmp_path / "out", image_path=image_path)
+        measure_file(mask_path, tmp_path / "out", image_path=image_path)
     assert str(mask_path) in str(error.value)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -342,6 +342,6 @@ def test_levels_off_the_mask_grid_are_refused_naming_the_levels_file(tmp_path):
     levels.SetOrigin(tuple(np.add(levels.GetOrigin(), (1.0, 0, 0))))
     mask_path, levels_path = write(mask, tmp_path / "m_seg.nii.gz"), write(levels, tmp_path / "m_levels.nii.gz")
     with pytest.raises(InputError, match="geometry of the cord mask: origin") as error:
-        measure_mask_files(mask_path, tmp_path / "out", levels_path=levels_path)
+        measure_file(mask_path, tmp_path / "out", vertebral_levels_path=levels_path)
     assert str(levels_path) in str(error.value)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from spineai import inference, pipeline
+from spineai import inference
 from spineai.errors import Cancelled, SpineAIError
 from spineai.io import read_image
 from spineai.metrics import dice
@@ -110,4 +110,4 @@ def test_cuda_failure_falls_back_to_cpu(monkeypatch, caplog):
 
 
 def test_predictor_is_loaded_once_per_task_and_device():
-    assert pipeline.predictor_for("cord", "cpu") is pipeline.predictor_for("cord", "cpu")
+    assert inference.network_for("cord", "cpu") is inference.network_for("cord", "cpu")

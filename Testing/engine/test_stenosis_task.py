@@ -76,7 +76,7 @@ def test_segment_writes_mask_table_levels_and_measure_reproduces_the_table(lumba
 
     again = tmp_path / "again"
     levels = out / "ivd46_t2_stenosis_levels.mrk.json"
-    argv = ["measure", str(out / "ivd46_t2_stenosis_seg.nii.gz"), "--task", "stenosis", "--levels", str(levels)]
+    argv = ["measure", str(out / "ivd46_t2_stenosis_seg.nii.gz"), "--task", "stenosis", "--disc-levels", str(levels)]
     assert main([*argv, "--out", str(again)]) == 0
     for first, second in zip(rows, read_rows(again / "ivd46_t2_stenosis.csv"), strict=True):
         assert first["schizas_grade"] == second["schizas_grade"]
@@ -113,7 +113,7 @@ def test_an_axial_stack_with_level_points_is_graded_at_those_slices(tmp_path):
     (tmp_path / "levels.mrk.json").write_text(json.dumps(markups))
     out = tmp_path / "out"
     argv = ["segment", str(tmp_path / "axial.nii.gz"), "--task", "stenosis", "--out", str(out), "--device", "cpu"]
-    assert main([*argv, "--levels", str(tmp_path / "levels.mrk.json")]) == 0
+    assert main([*argv, "--disc-levels", str(tmp_path / "levels.mrk.json")]) == 0
     rows = {row["level"]: row for row in read_rows(out / "axial_stenosis.csv")}
     assert all(row["assessable"] == "True" for row in rows.values())
     assert rows["L1-L2"]["schizas_grade"].startswith("A") and rows["L2-L3"]["schizas_grade"] in ("C", "D")
@@ -139,7 +139,7 @@ def test_an_axial_stack_without_levels_is_refused_and_nothing_is_written(tmp_pat
     code = main(["segment", str(tmp_path / "axial.nii.gz"), "--task", "stenosis", "--out", str(out)])
     assert code == EXIT_USER_ERROR and not out.exists()
     message = capsys.readouterr().err
-    assert "axial.nii.gz" in message and "--levels" in message and len(message.strip().splitlines()) == 1
+    assert "axial.nii.gz" in message and "--disc-levels" in message and len(message.strip().splitlines()) == 1
 
 
 def test_a_2d_sagittal_image_is_refused(tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_a_bad_levels_file_is_refused_before_any_work(lumbar_scan, tmp_path, cap
     bad = tmp_path / "levels.mrk.json"
     bad.write_text(json.dumps({"markups": [{"controlPoints": [{"label": "T12-L1", "position": [0, 0, 0]}]}]}))
     out = tmp_path / "out"
-    argv = ["segment", str(lumbar_scan), "--task", "stenosis", "--out", str(out), "--levels", str(bad)]
+    argv = ["segment", str(lumbar_scan), "--task", "stenosis", "--out", str(out), "--disc-levels", str(bad)]
     assert main(argv) == EXIT_USER_ERROR and not out.exists()
     assert "levels.mrk.json" in capsys.readouterr().err
 

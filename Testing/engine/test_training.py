@@ -8,9 +8,9 @@ import torch
 
 from spineai.cli import main
 from spineai.errors import InputError
+from spineai.inference import SlicePredictor
 from spineai.io import read_image
 from spineai.models.registry import load_model, model_for_task, sha256_of
-from spineai.pipeline import SlicePredictor
 from spineai.training.augment import augment
 from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
 from spineai.training.data import PatchSampler, prepare_slices

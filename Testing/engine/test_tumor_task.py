@@ -128,7 +128,7 @@ def test_measure_command_measures_a_tumour_map_and_refuses_other_values(data_dir
     path = tmp_path / "case_tumor_seg.nii.gz"
     sitk.WriteImage(labels, str(path))
     assert main(["measure", str(path), "--task", "tumor", "--out", str(tmp_path / "m")]) == 0
-    with open(tmp_path / "m" / "case_tumor_seg_tumor.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / "m" / "case_tumor.csv", newline="", encoding="utf-8") as handle:
         total = list(csv.DictReader(handle))[-1]
     assert float(total["volume"]) == pytest.approx(tumour.sum() * math.prod(spacing_zyx(image)))
     assert total["compartment"] == "intramedullary"

@@ -84,7 +84,8 @@ class FakeEngine:
 
     def __call__(self, image, task, device, progress=None, should_cancel=None, source="input image", **options):
         assert task == "stenosis" and image.GetSize() == self.labelMap.GetSize()
-        points = options.get("level_points")
+        # As the Logic's engine it is given disc_levels; as spineai.pipeline.segment, the task's inputs.
+        points = options.get("disc_levels") or getattr(options.get("inputs"), "disc_levels", None)
         self.calls.append(points)
         levels = with_normals(points) if points else found_levels()
         sidecar = {"engine": "spineai", "task": task, "device": device, "seconds": 0.1}
@@ -366,7 +367,7 @@ class ScriptedProcess:
 
 def test_a_background_run_sends_the_points_as_level_records_and_keeps_the_list(scan, engine, phantom):
     user_list = point_list("my levels", {level.name: ras(level.point) for level in found_levels()})
-    result = engine(volumeToImage(scan), "stenosis", "cpu", level_points=levelPointsFromMarkups(user_list, scan))
+    result = engine(volumeToImage(scan), "stenosis", "cpu", disc_levels=levelPointsFromMarkups(user_list, scan))
     process = ScriptedProcess([{"progress": 1.0}, {"done": result.sidecar, "segments": result.segments}])
     job = SegmentationJob(SpineAILogic(), scan, "stenosis", "cpu", process=process, levelsNode=user_list)
     finished = []

@@ -7,7 +7,7 @@ import pytest
 import slicer
 from SpineAILib.Terminology import ANATOMIC_REGIONS, GENERAL_ANATOMY, loadSegmentStyles, tasksInFile
 
-from spineai.pipeline import TASKS
+from spineai.tasks import TASKS
 
 STYLES = loadSegmentStyles()
 DICOM_MASTER = "Segmentation category and type - DICOM master list"

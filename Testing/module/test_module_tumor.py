@@ -27,8 +27,9 @@ from spineai.errors import InputError
 from spineai.io import OutputSet
 from spineai.measure.tumor import COLUMN_UNITS, TUMOR_COLUMNS, tumor_table
 from spineai.orientation import canonical_array, from_canonical, to_canonical
-from spineai.pipeline import SegmentationResult, input_appearance
+from spineai.pipeline import SegmentationResult
 from spineai.tasks import TASKS
+from spineai.tasks.tumor import input_appearance
 
 T1 = "ivadomed-unf01/sub-unf01_T1w.nii.gz"
 T1_CORD = "ivadomed-unf01/sub-unf01_T1w_seg-manual.nii.gz"

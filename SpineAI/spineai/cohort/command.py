@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..devices import DEVICES
 from ..tasks import TASKS
 
 EXIT_SOME_CASES_FAILED = 1
@@ -30,7 +31,7 @@ def add_batch_command(commands) -> None:
     batch.add_argument("--out", type=Path, required=True, help="output folder")
     batch.add_argument("--workers", type=int, help="local Dask worker processes (default: one per CPU core)")
     batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
-    batch.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    batch.add_argument("--device", choices=DEVICES, default="auto")
     batch.set_defaults(run=run_batch)
 
     qc = commands.add_parser("qc", help="(re)write the QC report of a batch output folder")

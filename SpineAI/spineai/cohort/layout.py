@@ -4,8 +4,8 @@
 
     OUT/cohort.json                 the cases of the latest run (id, image, levels) and the task
     OUT/failures.csv                case_id, input, error of every case that failed in the latest run
-    OUT/<task>_morphometry_all.csv  every case's per-slice rows, case_id first
-    OUT/<task>_summary.csv          one row per finished case
+    OUT/<task>_summary.csv          one row per finished case, and the task's other cohort tables
+                                    (``tasks.Task.cohort_tables``; the cord: cord_morphometry_all.csv)
     OUT/<case_id>/                  what ``pipeline.segment_file`` writes for that case
     OUT/qc/index.html               the QC report (``spineai.report.qc``)
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..tasks import TASKS, output_names
+from ..tasks import get_task, output_names
 from .discover import Case
 
 MANIFEST = "cohort.json"
@@ -27,14 +27,6 @@ FAILURES = "failures.csv"
 FAILURE_COLUMNS = ["case_id", "input", "error"]
 QC_FOLDER = "qc"
 PARTIAL_PREFIX = ".partial-"  # io.OutputSet's temporary names
-
-
-def morphometry_all_name(task: str) -> str:
-    return f"{task}_morphometry_all.csv"
-
-
-def summary_name(task: str) -> str:
-    return f"{task}_summary.csv"
 
 
 def case_folder(out_dir: Path, case_id: str) -> Path:
@@ -56,13 +48,21 @@ def finished_sidecar(case_dir: Path, case: Case, task: str) -> dict | None:
 
 def find_finished_sidecar(case_dir: Path, task: str) -> dict | None:
     """The finished sidecar in ``case_dir`` without knowing the image name (report and aggregation)."""
-    suffix = TASKS[task].output_suffix
+    suffix = get_task(task).output_suffix
     # "[!.]": not a temporary ".partial-*" file that a killed run left beside the real outputs.
     for path in sorted(Path(case_dir).glob(f"[!.]*_{suffix}.json")):
         sidecar = read_finished_sidecar(path)
         if sidecar is not None:
             return sidecar
     return None
+
+
+def read_failures(out_dir: Path) -> list[dict]:
+    """The rows of ``failures.csv`` (none when no case failed)."""
+    from ..tables import read_rows
+
+    path = Path(out_dir) / FAILURES
+    return read_rows(path) if path.is_file() else []
 
 
 def read_finished_sidecar(path: Path) -> dict | None:

@@ -8,7 +8,6 @@ parts run in parallel and a killed run loses at most the cases that were in flig
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import sys
@@ -108,13 +107,15 @@ def run_case(case: Case, out_dir: Path, task: str, device: str) -> CaseOutcome:
     """One case on a worker: segment + measure via ``segment_file``, then its QC images; never raises."""
     from ..pipeline import segment_file
     from ..report.qc import render_case_views
+    from ..tasks import get_task
 
     limit_threads_per_worker()
     case_dir = case_folder(out_dir, case.case_id)
     remove_stale_partials(case_dir)
     started = time.perf_counter()
     try:
-        written = segment_file(case.image, case_dir, task, device, levels_path=case.levels)
+        levels = {f"{get_task(task).levels_input}_path": case.levels}
+        written = segment_file(case.image, case_dir, task, device, **levels)
     except SpineAIError as error:
         return CaseOutcome(case.case_id, str(case.image), "failed", str(error))
     except Exception as error:  # an engine bug on one scan must not stop the cohort; report it instead
@@ -230,14 +231,6 @@ def write_failures(out_dir: Path, failures: list[CaseOutcome]) -> Path:
     rows = [{"case_id": f.case_id, "input": f.image, "error": f.error} for f in failures]
     with OutputSet(out_dir) as out:
         return out.write_csv(rows, FAILURES, FAILURE_COLUMNS)
-
-
-def read_failures(out_dir: Path) -> list[dict]:
-    path = Path(out_dir) / FAILURES
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..devices import DEVICES
 from ..tasks import TASKS
 
 
@@ -17,7 +18,7 @@ def add_pacs_command(commands) -> None:
     pacs.add_argument("--series", help="SeriesInstanceUID (default: the study's only MR series)")
     pacs.add_argument("--task", choices=sorted(TASKS), default="cord")
     pacs.add_argument("--out", type=Path, required=True, help="output folder (mask, tables, SEG, SR, sidecar)")
-    pacs.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    pacs.add_argument("--device", choices=DEVICES, default="auto")
     pacs.set_defaults(run=run_pacs)
 
 

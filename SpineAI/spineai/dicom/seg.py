@@ -1,10 +1,11 @@
 """A task's mask as a BINARY DICOM Segmentation referencing the source series.
 
-Each segment carries SNOMED CT codes (the same as the Slicer module's terminology table), a display
-colour, and the algorithm that made it: type AUTOMATIC, family "Artificial Intelligence", name
-"SpineAI", the engine version, and the model's name and sha256 as parameters. Frame ``i`` of the
-pixel array is the mask slice that source image ``i`` holds (``series.SourceSeries``); highdicom
-leaves out the frames without any segmented pixel.
+Each segment carries SNOMED CT codes and a display colour from the engine's terminology table
+(``spineai/terminology.csv``, which the Slicer module reads too), and the algorithm that made it:
+type AUTOMATIC, family "Artificial Intelligence", name "SpineAI", the engine version, and the
+model's name and sha256 as parameters. Frame ``i`` of the pixel array is the mask slice that source
+image ``i`` holds (``series.SourceSeries``); highdicom leaves out the frames without any segmented
+pixel.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from .series import SourceSeries
 
 MANUFACTURER = "SpineAI"
 SEG_SERIES_NUMBER = 9001  # high, so results sort after the scanner's series in a viewer
-ANATOMICAL_STRUCTURE = Code("123037004", "SCT", "Anatomical Structure")
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,18 @@ class SegmentCoding:
     cielab: tuple[float, float, float]  # RecommendedDisplayCIELabValue (L*, a*, b*)
 
 
-SPINAL_CORD = Code("2748008", "SCT", "Spinal cord")
-SEGMENT_CODING = {
-    # Colour #f4d631, the Slicer module's cord colour, in CIELab (D65).
-    "cord": {1: SegmentCoding("Spinal cord", ANATOMICAL_STRUCTURE, SPINAL_CORD, (85.8, -5.3, 77.8))},
-}
+def segment_coding(task: str) -> dict[int, SegmentCoding]:
+    """Segment number (the label value) -> codes and colour, from the engine's terminology table."""
+    from ..tasks import get_task
+    from ..terminology import codes_for_task
+
+    table = codes_for_task(task)
+    codings = {}
+    for value, name in get_task(task).segments:
+        entry = table[name]
+        category, kind = (Code(c.value, c.scheme, c.meaning) for c in (entry.category, entry.type))
+        codings[value] = SegmentCoding(name, category, kind, entry.cielab)
+    return codings
 
 
 def build_segmentation(source: SourceSeries, mask: sitk.Image, task: str, sidecar: dict) -> hd.seg.Segmentation:
@@ -84,7 +91,7 @@ def segment_descriptions(task: str, sidecar: dict) -> list[hd.seg.SegmentDescrip
             tracking_id=coding.label,
             display_color=hd.color.CIELabColor(*coding.cielab),
         )
-        for number, coding in SEGMENT_CODING[task].items()
+        for number, coding in segment_coding(task).items()
     ]
 
 

@@ -24,7 +24,7 @@ from pydicom.uid import generate_uid
 from .. import __version__
 from ..measure.cord import LEVEL, aggregate
 from ..measure.levels import level_name
-from .seg import MANUFACTURER, SEGMENT_CODING
+from .seg import MANUFACTURER, segment_coding
 from .series import SourceSeries
 
 SR_SERIES_NUMBER = 9002
@@ -62,7 +62,7 @@ def build_measurement_report(
 def cord_measurement_group(
     segmentation: hd.seg.Segmentation, tables: dict, sidecar: dict
 ) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
-    coding = SEGMENT_CODING["cord"][CORD_SEGMENT]
+    coding = segment_coding("cord")[CORD_SEGMENT]
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=coding.label),
         referenced_segment=referenced_cord_segment(segmentation),

@@ -1,4 +1,4 @@
-"""Checks on the inputs of the measurements: a binary cord mask, a lesion label map, and grids that agree."""
+"""Checks on the inputs of the measurements: a task's label map, and grids that agree."""
 
 from __future__ import annotations
 
@@ -13,23 +13,22 @@ GEOMETRY_TOLERANCE = 1e-4
 def check_mask(mask: sitk.Image, source, image: sitk.Image | None = None) -> None:
     """Raise ``InputError`` naming ``source`` unless ``mask`` is a non-empty 3D {0, 1} mask on ``image``'s grid."""
     _check_labels(
-        mask, source, (0, 1), "not a binary mask", "threshold a soft mask first, give level labels with --levels"
+        mask,
+        source,
+        (0, 1),
+        "not a binary mask",
+        "threshold a soft mask first, give level labels with --vertebral-levels",
     )
     if image is not None:
         check_same_grid(mask, image, source, "the image")
 
 
-LABEL_MAPS = {
-    "lesion": ((0, 1, 2), "expected 0 background, 1 cord, 2 lesion"),
-    "tumor": ((0, 1, 2, 3), "expected 0 background, 1 cord, 2 tumour outside the cord, 3 tumour inside it"),
-    "stenosis": (tuple(range(8)), "expected bit flags 1 dural sac, 2 CSF, 4 posterior epidural fat"),
-}
-
-
-def check_label_map(labels: sitk.Image, task: str, source, image: sitk.Image | None = None) -> None:
-    """As ``check_mask`` for the label map of the lesion or tumour task (``LABEL_MAPS``)."""
-    allowed, hint = LABEL_MAPS[task]
-    _check_labels(labels, source, allowed, f"not a {task} label map", hint)
+def check_label_map(labels: sitk.Image, task, source, image: sitk.Image | None = None) -> None:
+    """As ``check_mask`` for the label map of ``task`` (a ``tasks.Task``): the values its segments make.
+    A one-segment task's map is a binary mask."""
+    if len(task.segments) == 1:
+        return check_mask(labels, source, image)
+    _check_labels(labels, source, task.label_values(), f"not a {task.name} label map", task.label_description())
     if image is not None:
         check_same_grid(labels, image, source, "the image")
 

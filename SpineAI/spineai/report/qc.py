@@ -21,10 +21,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..cohort.aggregate import case_summary, read_rows
-from ..cohort.layout import QC_FOLDER, case_folder, find_finished_sidecar, read_finished_sidecar, read_manifest
-from ..cohort.run import read_failures
+from ..cohort.layout import (
+    QC_FOLDER,
+    case_folder,
+    find_finished_sidecar,
+    read_failures,
+    read_finished_sidecar,
+    read_manifest,
+)
 from ..orientation import canonical_array, spacing_zyx, to_canonical
+from ..tasks import get_task
 from .png import write_png
 
 SAGITTAL_LONG_SIDE_PX = 360
@@ -195,9 +201,10 @@ def case_entry(out_dir: Path, record: dict, task: str, failures: dict) -> dict:
         if case_id in failures:
             entry |= {"status": "failed", "error": failures[case_id]["error"]}
         return entry
-    summary = case_summary(case_id, sidecar)
-    entry |= {"status": "ok" if sidecar.get("cord_found") else "no cord", "input": sidecar.get("input", "")}
-    entry["measurements"] = finding_measurements(sidecar, task) if task in FINDINGS else display_measurements(summary)
+    info = get_task(task)
+    summary = info.case_summary(case_id, sidecar)
+    entry |= {"status": info.qc_status(sidecar), "input": sidecar.get("input", "")}
+    entry["measurements"] = case_measurements(info, sidecar, summary)
     entry["summary"] = {k: summary.get(k, "") for k in ("mean_csa_mm2", "cord_length_mm", "slices")}
     try:
         views = current_views(out_dir, case_id, sidecar)
@@ -224,57 +231,9 @@ def current_views(out_dir: Path, case_id: str, sidecar: dict) -> list[dict]:
     return render_case_views(sidecar["sidecar_path"], out_dir, case_id)
 
 
-def display_measurements(summary: dict) -> list[list[str]]:
-    """[label, value] pairs in reading order; per-level CSA after the whole-cord figures."""
-    pairs = [
-        ("Mean CSA (mm²)", summary["mean_csa_mm2"]),
-        ("CSA SD (mm²)", summary["std_csa_mm2"]),
-        ("Cord length (mm)", summary["cord_length_mm"]),
-        ("Slices measured", summary["slices"]),
-        ("Cord found", "yes" if summary["cord_found"] else "no"),
-    ]
-    # Per-level columns are the only summary keys named csa_<level>_mm2 (see aggregate.level_column).
-    pairs += [(f"CSA {k[4:-4]} (mm²)", v) for k, v in summary.items() if k.startswith("csa_") and k.endswith("_mm2")]
-    pairs += [
-        ("Model", summary["model"]),
-        ("Device", summary["device"]),
-        ("Seconds", summary["seconds"]),
-        ("Engine", summary["engine_version"]),
-    ]
-    return [[label, _text(value)] for label, value in pairs]
-
-
-# The total-row columns shown for the tasks that find lesions or tumours, as (label, column).
-FINDINGS = {
-    "lesion": [
-        ("Lesions", "n_lesions"),
-        ("Lesion volume (mm³)", "volume"),
-        ("Lesion length (mm)", "length"),
-        ("Max axial damage ratio", "max_axial_damage_ratio"),
-        ("BASIC grade (proposal)", "BASIC_proposed"),
-    ],
-    "tumor": [
-        ("Tumours", "n_components"),
-        ("Tumour volume (mL)", "volume_ml"),
-        ("Craniocaudal length (mm)", "craniocaudal_length"),
-        ("Max 3D diameter (mm)", "max_3d_diameter"),
-        ("Compartment", "compartment"),
-        ("Levels", "levels"),
-        ("Model expects", "expected_contrast"),
-    ],
-    "stenosis": [],  # one line per level (``finding_measurements``)
-}
-
-
-def finding_measurements(sidecar: dict, task: str) -> list[list[str]]:
-    """[label, value] pairs of the lesion, tumour or stenosis task: the case's total row (stenosis:
-    each level's grade and sac area) and the run facts."""
-    rows = read_rows(Path(sidecar["folder"]) / sidecar["outputs"]["table"])
-    if task == "stenosis":
-        pairs = [(row["level"], _level_finding(row)) for row in rows] + [("Levels from", sidecar.get("levels_from"))]
-    else:
-        pairs = [(label, rows[-1].get(column, "")) for label, column in FINDINGS[task]]
-        pairs.append(("Cord found", "yes" if sidecar.get("cord_found") else "no"))
+def case_measurements(task, sidecar: dict, summary: dict) -> list[list[str]]:
+    """[label, value] pairs in reading order: the task's own (``tasks.Task.qc_measurements``), then the run facts."""
+    pairs = task.qc_measurements(sidecar, summary)
     pairs += [
         ("Model", sidecar.get("model", "")),
         ("Device", sidecar.get("device", "")),
@@ -282,12 +241,6 @@ def finding_measurements(sidecar: dict, task: str) -> list[list[str]]:
         ("Engine", sidecar.get("engine_version", "")),
     ]
     return [[label, _text(value)] for label, value in pairs]
-
-
-def _level_finding(row: dict) -> str:
-    if row.get("assessable") != "True":
-        return f"not assessable: {row.get('not_assessable_reason', '')}"
-    return f"Schizas {row['schizas_grade']}, {float(row['dural_sac_area_mm2']):.0f} mm²"
 
 
 def _text(value) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +43,6 @@ class LevelPoint:
         return DISC_NAMES[self.code]
 
 
-@lru_cache(maxsize=2)
-def disc_network(device: str):
-    from ..inference import resolve_device  # torch: imported only where a network runs
-    from ..models.registry import load_model, model_for_task
-
-    spec = model_for_task("discs")
-    resolved = resolve_device(device)
-    return load_model(spec).to(resolved), spec, resolved
-
-
 def sagittal_slices(canonical: sitk.Image, percentiles) -> tuple[sitk.Image, np.ndarray]:
     """The scan on the disc network's grid (2 mm S-I and A-P) and its normalised sagittal slices (x, z, y)."""
     from ..inference import normalise_intensity, resample_to_spacing
@@ -72,14 +61,14 @@ def find_discs(image: sitk.Image, device: str = "auto", source="input image") ->
         raise InputError(
             source,
             f"disc levels are found on a sagittal or 3D scan (S-I and A-P spacing <= {MAX_SAGITTAL_SPACING_MM} mm; "
-            f"this one has {spacing[0]:.2g} and {spacing[1]:.2g} mm): give the levels as points (--levels) "
+            f"this one has {spacing[0]:.2g} and {spacing[1]:.2g} mm): give the levels as points (--disc-levels) "
             "or a sagittal T2 of the same session (--sagittal)",
         )
-    from ..inference import class_probabilities
+    from ..inference import network_for  # the runtime: imported only where a network runs
 
-    model, spec, resolved = disc_network(device)
-    grid, slices = sagittal_slices(canonical, spec.percentiles)
-    discs = class_probabilities(model, slices, resolved).argmax(1).transpose(1, 2, 0) > 0  # (z, y, x)
+    network = network_for("discs", device)
+    grid, slices = sagittal_slices(canonical, network.spec.percentiles)
+    discs = network.class_probabilities(slices).argmax(1).transpose(1, 2, 0) > 0  # (z, y, x)
     return discs_counted_from_sacrum(discs, grid, "disc network")
 
 

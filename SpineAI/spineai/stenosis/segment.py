@@ -8,7 +8,6 @@ phantoms) gives four exclusive classes per plane pixel: background, sac without 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,16 +29,6 @@ class LevelSection:
     plane: sitk.Image
     distance_mm: float  # from the level point to the plane (snapping to a slice of an axial stack)
     problem: str = ""  # why the level cannot be assessed, if it cannot
-
-
-@lru_cache(maxsize=2)
-def sac_network(device: str):
-    from ..inference import resolve_device  # torch: imported only where a network runs
-    from ..models.registry import load_model, model_for_task
-
-    spec = model_for_task("stenosis")
-    resolved = resolve_device(device)
-    return load_model(spec).to(resolved), spec, resolved
 
 
 def level_sections(image: sitk.Image, levels: list[LevelPoint]) -> list[LevelSection]:
@@ -72,11 +61,11 @@ def segment_sections(image: sitk.Image, sections: list[LevelSection], device: st
     assessable = [section for section in sections if not section.problem]
     if not assessable:
         return labels
-    from ..inference import class_probabilities, normalise_intensity
+    from ..inference import network_for, normalise_intensity  # the runtime: imported only where a network runs
 
-    model, spec, resolved = sac_network(device)
-    planes = np.stack([normalise_intensity(reslice(image, s.plane), spec.percentiles) for s in assessable])
-    classes = class_probabilities(model, planes, resolved).argmax(1)
+    network = network_for("stenosis", device)
+    planes = np.stack([normalise_intensity(reslice(image, s.plane), network.spec.percentiles) for s in assessable])
+    classes = network.class_probabilities(planes).argmax(1)
     for section, plane_classes in zip(assessable, classes, strict=True):
         plane_labels = clean_plane_labels(CLASS_BITS[plane_classes])
         painted = paint(plane_labels, section.plane, image)
