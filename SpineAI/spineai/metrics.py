@@ -1,4 +1,4 @@
-"""Segmentation metrics per case (measurements.md section 4), with SpineAI's empty-mask policy:
+"""Segmentation metrics per case (``docs/measurements.md`` section 4), with SpineAI's empty-mask policy:
 both masks empty -> Dice = IoU = 1; exactly one empty -> 0."""
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Spinal cord morphometry per axial slice and per vertebral level (SCT ``sct_process_segmentation``).
 
-Reference: the project's measurement spec (shared docs/measurements.md, sections 0-1) and
-docs/morphometry.md. Every slice is an axial slice of the canonical image (``spineai.orientation``:
-a[z, y, x] = I->S, P->A, R->L, SCT's "RPI"), so "Slice (I->S)" is SCT's slice index. Per slice,
-as SCT does:
+Reference: ``docs/measurements.md`` sections 0-1 and ``docs/morphometry.md``. Every slice is an
+axial slice of the canonical image (``spineai.orientation``: a[z, y, x] = I->S, P->A, R->L, SCT's
+"RPI"), so "Slice (I->S)" is SCT's slice index. Per slice, as SCT does:
 
 1. the slice is rejected (every metric NaN) when it is empty or holds more than one connected
    piece of cord (8-connected, mask > 1e-6);

@@ -1,6 +1,6 @@
 """Spinal cord injury lesion metrics (SCT ``sct_analyze_lesion`` semantics) and clinical proposals.
 
-Reference: the project's measurement spec (shared docs/measurements.md, sections 0 and 2). Arrays
+Reference: ``docs/measurements.md`` sections 0 and 2, and ``docs/lesion.md``. Arrays
 follow the engine convention (``spineai.orientation``): canonical ``a[z, y, x]`` with z = I->S,
 y = P->A (dorsal = posterior = low y), x = R->L, and ``spacing = (pz, py, px)`` in mm. Slice
 indices in the output (``epicentre_slice``, ``interpolated_midsagittal_slice``) are canonical

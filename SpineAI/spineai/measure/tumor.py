@@ -1,6 +1,6 @@
 """Spinal tumour metrics (Gd-T1): size, extent, compartment and an enhancement-ratio proposal.
 
-Reference: the project's measurement spec (shared docs/measurements.md, sections 0 and 3). Arrays
+Reference: ``docs/measurements.md`` sections 0 and 3, and ``docs/tumor.md``. Arrays
 follow the engine convention (``spineai.orientation``): canonical ``a[z, y, x]`` with z = I->S,
 y = P->A, x = R->L, and ``spacing = (pz, py, px)`` in mm.
 

@@ -1,6 +1,6 @@
 """Stenosis grades from the measured masks of one level: deterministic rules, thresholds in one place.
 
-Definitions (``shared/docs/measurements.md`` section 5):
+Definitions (``docs/measurements.md`` section 5):
 
 * Schizas et al., Spine 2010;35(21):1919-24 (axial T2, by the CSF / nerve-root picture):
   A1 roots dorsal, < 1/2 of the sac; A2 dorsal roots along the dura, horseshoe; A3 roots dorsal,

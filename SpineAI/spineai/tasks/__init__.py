@@ -4,12 +4,18 @@ A task module defines a ``base.Task`` subclass: its segments, networks, inputs, 
 cohort tables and QC lines. The pipeline, ``spineai measure``, cohorts, the QC page, DICOM and the
 Slicer module know tasks only through this registry, so a new task is one new module (plus its
 segments' lines in the terminology table, ``spineai/terminology.csv``) and one ``register`` call.
+A task can also live in another installed package that names it in the entry point group
+``spineai.tasks`` (``name = "module:TaskClass"``): it is registered wherever the engine is
+imported, Dask workers included.
 
 Importing this package imports no network runtime: the command line, cohort drivers and the
 Slicer panel list tasks and plan outputs without paying for it.
 """
 
 from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
 
 from ..errors import SpineAIError
 from ..io import image_stem
@@ -19,7 +25,19 @@ from .lesion import LesionTask
 from .stenosis import StenosisTask
 from .tumor import TumorTask
 
-__all__ = ["TASKS", "Chart", "Segmented", "Table", "Task", "TaskInputs", "get_task", "output_names", "register"]
+__all__ = [
+    "TASKS",
+    "Chart",
+    "Segmented",
+    "Table",
+    "Task",
+    "TaskInputs",
+    "get_task",
+    "load_task_plugins",
+    "output_names",
+    "register",
+]
+log = logging.getLogger(__name__)
 
 TASKS: dict[str, Task] = {}
 
@@ -49,5 +67,17 @@ def output_names(image_path, task: str) -> dict[str, str]:
     }
 
 
+def load_task_plugins() -> None:
+    """Register the tasks installed packages declare in the entry point group ``spineai.tasks``
+    (a ``Task`` subclass or instance); one that fails to load is skipped with a warning."""
+    for entry in entry_points(group="spineai.tasks"):
+        try:
+            task = entry.load()
+            register(task() if isinstance(task, type) else task)
+        except Exception as error:  # a broken plugin must not take the shipped tasks down with it
+            log.warning("task plugin %s could not be loaded: %s", entry.name, error)
+
+
 for _task in (CordTask(), LesionTask(), TumorTask(), StenosisTask()):
     register(_task)
+load_task_plugins()
