@@ -157,13 +157,14 @@ def monai_worker(volume_path: Path, patch: int, runs: int, batch_size: int, out_
     from monai.inferers import sliding_window_inference
 
     model, spec, _ = network_and_spec(patch)
-    # The network SlicePredictor runs (BatchNorm folded), in the memory format MONAI's inputs have.
-    network = SlicePredictor(model, spec, "cpu").model.to(memory_format=torch.contiguous_format)
+    # The network SlicePredictor runs (BatchNorm folded, channels-last), unchanged: only the tiling differs.
+    network = SlicePredictor(model, spec, "cpu").model
     loaded_mb = peak_rss_mb()
     slices = network_slices(to_canonical(sitk.ReadImage(str(volume_path))), spec)
 
     def probabilities(batch: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(network(batch))  # blend probabilities, as SpineAI does
+        # channels-last patches as spineai.tiling feeds them; blend probabilities, as SpineAI does
+        return torch.sigmoid(network(batch.contiguous(memory_format=torch.channels_last)))
 
     @torch.inference_mode()
     def infer() -> np.ndarray:

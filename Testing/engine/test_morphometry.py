@@ -17,6 +17,7 @@ from spineai.measure.cord import (
     aggregate_per_level,
     check_mask,
     cord_morphometry,
+    solidity,
 )
 
 A_RL, B_AP = 6.5, 4.0  # semi-axes (mm) of an adult cervical cord, 13 x 8 mm
@@ -97,6 +98,34 @@ def test_shape_metrics_of_an_elliptic_cylinder():
     assert mean_of(rows, "compression_ratio") == pytest.approx(B_AP / A_RL, rel=0.03)
     assert 0.94 < mean_of(rows, "solidity") <= 1.0
     assert mean_of(rows, "orientation") == pytest.approx(0, abs=1.0)
+
+
+def solidity_phantoms():
+    """2D masks: turned ellipses of several sizes, a crescent, a ring, a line, a pixel, one cut by the border."""
+    rows, cols = np.mgrid[0:40, 0:50].astype(float)
+    shapes = []
+    for a, b, turn in ((15, 6, 0), (12, 7, 20), (9, 3, -35), (18, 17, 60), (4, 2, 45), (2.5, 1.2, 10)):
+        u = (cols - 25.3) * math.cos(math.radians(turn)) + (rows - 19.6) * math.sin(math.radians(turn))
+        v = -(cols - 25.3) * math.sin(math.radians(turn)) + (rows - 19.6) * math.cos(math.radians(turn))
+        shapes.append((u / a) ** 2 + (v / b) ** 2 <= 1)
+    disc = (rows - 20) ** 2 + (cols - 25) ** 2
+    shapes.append((disc <= 144) & ((rows - 14) ** 2 + (cols - 25) ** 2 > 81))  # crescent: concave
+    shapes.append((disc <= 144) & (disc > 36))  # ring: the hole is in the hull
+    shapes.append(np.pad(np.ones((1, 9), bool), ((5, 5), (3, 3))))
+    shapes.append(np.pad(np.ones((1, 1), bool), 4))
+    shapes.append(shapes[0][:, 18:])  # runs off the array edge
+    return shapes
+
+
+def test_solidity_is_scikit_image_regionprops_solidity_as_sct_uses():
+    from skimage.measure import regionprops
+
+    for i, binary in enumerate(solidity_phantoms()):
+        expected = regionprops(binary.astype(np.uint8))[0].solidity
+        assert solidity(binary) == pytest.approx(expected, abs=1e-12), i
+    # Known answer: an L of 3 pixels. The hull of the edge midpoints leaves the fourth pixel's centre
+    # out (solidity 1); a hull of the pixel corners would pass through it (3/4).
+    assert solidity(np.array([[1, 0], [1, 1]], bool)) == 1.0
 
 
 @pytest.mark.parametrize("turn", [25.0, -30.0])

@@ -13,12 +13,18 @@ import pytest
 import SimpleITK as sitk
 
 from spineai.cli import EXIT_USER_ERROR, main
+from spineai.stenosis.grading import DSCA_RELATIVE_MM2
 from spineai.stenosis.levels import DISC_NAMES, find_discs, level_problems
 from spineai.stenosis.planes import PLANE_PIXELS, PLANE_SPACING_MM, POSTERIOR_SHIFT_MM
 from spineai.training.lumbar_ivd import SUBJECTS, read_lumbar_case, with_documented_axes
 from spineai.training.synthetic_canal import canal_phantom
 
 LEVEL_NAMES = list(DISC_NAMES.values())
+DISC_POINT_MAX_MM = 3.2  # discs.md: leave-one-out level points lie within 3.2 mm of the manual disc centroid
+# A healthy adult's dural sac: not below the relative-stenosis threshold (Hamanishi 1994), and under
+# 250 mm2, below the mean bony canal area at L4-L5 of asymptomatic adults (224-268 mm2, AJR 1999;172:1095),
+# which holds the sac and its epidural fat. The admitted overestimates (stenosis.md: up to 392 mm2) exceed it.
+HEALTHY_SAC_MM2 = (DSCA_RELATIVE_MM2, 250.0)
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +51,10 @@ def test_every_disc_is_found_in_order_on_the_real_lumbar_scans(data_dir, subject
     heights = [level.point[2] for level in levels]
     assert heights == sorted(heights, reverse=True)  # L1-L2 on top
     labels = sitk.GetArrayFromImage(case.discs)
-    for level in levels:  # each point lies in (or within 3 mm of) its labelled disc
+    for level in levels:  # each point lies within the model card's distance of its labelled disc's centroid
         truth = np.argwhere(labels == level.code)
         centre = case.discs.TransformContinuousIndexToPhysicalPoint(truth.mean(0)[::-1].tolist())
-        assert np.linalg.norm(np.subtract(level.point, centre)) < 5.0, level.name
+        assert np.linalg.norm(np.subtract(level.point, centre)) <= DISC_POINT_MAX_MM, level.name
 
 
 def test_discs_on_a_lumbar_scan_the_network_never_saw(data_dir):
@@ -58,18 +64,23 @@ def test_discs_on_a_lumbar_scan_the_network_never_saw(data_dir):
     assert len(levels) == 5 and level_problems(levels) == {}
 
 
-def test_segment_writes_mask_table_levels_and_measure_reproduces_the_table(lumbar_scan, tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def ivd46_segmented(lumbar_scan, tmp_path_factory):
+    """The stenosis task run once on ivd46 through the CLI: its output folder."""
+    out = tmp_path_factory.mktemp("ivd46") / "out"
     assert main(["segment", str(lumbar_scan), "--task", "stenosis", "--out", str(out), "--device", "cpu"]) == 0
+    return out
+
+
+def test_segment_writes_mask_table_levels_and_measure_reproduces_the_table(ivd46_segmented, lumbar_scan, tmp_path):
+    out = ivd46_segmented
     mask = sitk.ReadImage(str(out / "ivd46_t2_stenosis_seg.nii.gz"))
     image = sitk.ReadImage(str(lumbar_scan))
     assert mask.GetSize() == image.GetSize() and mask.GetDirection() == image.GetDirection()
     rows = read_rows(out / "ivd46_t2_stenosis.csv")
     assert [row["level"] for row in rows] == LEVEL_NAMES
-    assessed = [row for row in rows if row["assessable"] == "True"]
-    assert len(assessed) >= 4  # a healthy adult: the sac is found at (nearly) every level
-    for row in assessed:
-        assert 60 < float(row["dural_sac_area_mm2"]) < 400 and row["schizas_grade"] and row["schizas_rule"]
+    for row in rows:  # a healthy adult: the sac is found at every level and graded unstenosed
+        assert row["assessable"] == "True" and row["schizas_grade"].startswith("A") and row["schizas_rule"], row
     sidecar = json.loads((out / "ivd46_t2_stenosis_seg.json").read_text())
     assert sidecar["levels_from"] == "disc network on the scan" and len(sidecar["disc_levels"]) == 5
     assert {m["task"] for m in sidecar["models"]} == {"discs", "stenosis"}
@@ -80,8 +91,31 @@ def test_segment_writes_mask_table_levels_and_measure_reproduces_the_table(lumba
     assert main([*argv, "--out", str(again)]) == 0
     for first, second in zip(rows, read_rows(again / "ivd46_t2_stenosis.csv"), strict=True):
         assert first["schizas_grade"] == second["schizas_grade"]
-        if first["assessable"] == "True":
-            assert float(first["dural_sac_area_mm2"]) == pytest.approx(float(second["dural_sac_area_mm2"]), rel=0.01)
+        assert float(first["dural_sac_area_mm2"]) == pytest.approx(float(second["dural_sac_area_mm2"]), rel=0.01)
+
+
+OVERESTIMATED = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known limit (stenosis.md): on real scans the segmented sac takes in epidural fat; "
+    "ivd46 measures 316, 287 and 254 mm2 at L1-L2, L2-L3 and L5-S1",
+)
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        pytest.param("L1-L2", marks=OVERESTIMATED),
+        pytest.param("L2-L3", marks=OVERESTIMATED),
+        "L3-L4",
+        "L4-L5",
+        pytest.param("L5-S1", marks=OVERESTIMATED),
+    ],
+)
+def test_dural_sac_area_of_a_healthy_adult_is_physiological(ivd46_segmented, level):
+    rows = {row["level"]: row for row in read_rows(ivd46_segmented / "ivd46_t2_stenosis.csv")}
+    low, high = HEALTHY_SAC_MM2
+    assert low <= float(rows[level]["dural_sac_area_mm2"]) <= high
 
 
 def phantom_stack(grades, rng, slice_mm=4.0, gap_slices=8):
@@ -107,18 +141,50 @@ def phantom_stack(grades, rng, slice_mm=4.0, gap_slices=8):
     return image, {"markups": [{"type": "Fiducial", "coordinateSystem": "LPS", "controlPoints": points}]}
 
 
-def test_an_axial_stack_with_level_points_is_graded_at_those_slices(tmp_path):
-    image, markups = phantom_stack(["A1", "A1", "B", "D", "A3"], np.random.default_rng(11))
-    sitk.WriteImage(image, str(tmp_path / "axial.nii.gz"))
-    (tmp_path / "levels.mrk.json").write_text(json.dumps(markups))
-    out = tmp_path / "out"
-    argv = ["segment", str(tmp_path / "axial.nii.gz"), "--task", "stenosis", "--out", str(out), "--device", "cpu"]
-    assert main([*argv, "--disc-levels", str(tmp_path / "levels.mrk.json")]) == 0
+# The grade each phantom level is built with; phantom_stack takes them from the lowest slice (L5-S1) up.
+PHANTOM_GRADES = {"L5-S1": "A1", "L4-L5": "A1", "L3-L4": "B", "L2-L3": "D", "L1-L2": "A3"}
+
+
+@pytest.fixture(scope="module")
+def graded_phantom_stack(tmp_path_factory):
+    """An axial phantom stack with its level points, graded once through the CLI: (rows by level, sidecar)."""
+    folder = tmp_path_factory.mktemp("axial")
+    image, markups = phantom_stack(list(PHANTOM_GRADES.values()), np.random.default_rng(11))
+    sitk.WriteImage(image, str(folder / "axial.nii.gz"))
+    (folder / "levels.mrk.json").write_text(json.dumps(markups))
+    out = folder / "out"
+    argv = ["segment", str(folder / "axial.nii.gz"), "--task", "stenosis", "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--disc-levels", str(folder / "levels.mrk.json")]) == 0
     rows = {row["level"]: row for row in read_rows(out / "axial_stenosis.csv")}
-    assert all(row["assessable"] == "True" for row in rows.values())
-    assert rows["L1-L2"]["schizas_grade"].startswith("A") and rows["L2-L3"]["schizas_grade"] in ("C", "D")
-    sidecar = json.loads((out / "axial_stenosis_seg.json").read_text())
+    return rows, json.loads((out / "axial_stenosis_seg.json").read_text())
+
+
+def test_an_axial_stack_with_level_points_is_graded_at_those_slices(graded_phantom_stack):
+    rows, sidecar = graded_phantom_stack
+    assert sorted(rows) == sorted(LEVEL_NAMES) and all(row["assessable"] == "True" for row in rows.values())
     assert sidecar["levels_from"] == "points given" and {m["task"] for m in sidecar["models"]} == {"stenosis"}
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        "L1-L2",
+        "L2-L3",
+        pytest.param(
+            "L3-L4",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason="known limit (stenosis.md): phantoms built B are graded B in 77 %; this one is graded C",
+            ),
+        ),
+        "L4-L5",
+        "L5-S1",
+    ],
+)
+def test_each_phantom_level_gets_the_grade_it_was_built_with(graded_phantom_stack, level):
+    rows, _ = graded_phantom_stack
+    assert rows[level]["schizas_grade"] == PHANTOM_GRADES[level]
 
 
 def test_a_cervical_scan_gets_no_lumbar_grade(tmp_path):

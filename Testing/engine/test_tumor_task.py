@@ -100,25 +100,29 @@ def test_painted_tumour_in_a_held_out_scan_is_found(data_dir):
 
 
 def test_segment_command_writes_tumour_map_and_table_and_says_what_contrast_it_expects(data_dir, tmp_path):
-    """A T2 given to the Gd-T1 task is run, and the sidecar and table say what the model expects."""
-    image, truth, _ = painted_scan(data_dir, "T2w", inside=False)
-    scan = tmp_path / "t2_painted.nii.gz"
+    """A T2*w given to the Gd-T1 task is run, and the sidecar and table say what the model expects. The
+    painted tumour is the large one the model finds (see above), so the volume is always checked."""
+    image, truth, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumour=LARGE)
+    scan = tmp_path / "t2s_painted.nii.gz"
     sitk.WriteImage(image, str(scan))
     out = tmp_path / "out"
     assert main(["segment", str(scan), "--task", "tumor", "--out", str(out), "--device", "cpu"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["t2_painted_tumor.csv", "t2_painted_tumor_seg.json", "t2_painted_tumor_seg.nii.gz"]
-    labels = sitk.GetArrayFromImage(read_image(out / "t2_painted_tumor_seg.nii.gz"))
+    assert names == ["t2s_painted_tumor.csv", "t2s_painted_tumor_seg.json", "t2s_painted_tumor_seg.nii.gz"]
+    labels = sitk.GetArrayFromImage(read_image(out / "t2s_painted_tumor_seg.nii.gz"))
     assert set(np.unique(labels)) <= {0, 1, 2, 3}
-    with open(out / "t2_painted_tumor.csv", newline="", encoding="utf-8") as handle:
+    with open(out / "t2s_painted_tumor.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[-1]["label"] == "total" and all(r["expected_contrast"] == "Gd-enhanced T1w" for r in rows)
-    sidecar = json.loads((out / "t2_painted_tumor_seg.json").read_text(encoding="utf-8"))
+    sidecar = json.loads((out / "t2s_painted_tumor_seg.json").read_text(encoding="utf-8"))
     assert sidecar["tumor"]["expected_contrast"] == "Gd-enhanced T1w"
     assert sidecar["input_appearance"]["appearance"].startswith("T2-like")
-    if sidecar["tumor"]["tumor_found"]:
-        true_volume = truth.sum() * math.prod(spacing_zyx(image))
-        assert float(rows[-1]["volume"]) == pytest.approx(true_volume, rel=0.5)
+    assert sidecar["tumor"]["tumor_found"] is True
+    voxel_mm3 = math.prod(spacing_zyx(image))
+    # The table measures the written mask exactly; the mask is the painted tumour give or take the
+    # model's error (+23 % median volume error on these scans, model card).
+    assert float(rows[-1]["volume"]) == pytest.approx(np.count_nonzero(labels & 2) * voxel_mm3)
+    assert float(rows[-1]["volume"]) == pytest.approx(truth.sum() * voxel_mm3, rel=0.5)
 
 
 def test_measure_command_measures_a_tumour_map_and_refuses_other_values(data_dir, tmp_path, capsys):
@@ -139,13 +143,38 @@ def test_measure_command_measures_a_tumour_map_and_refuses_other_values(data_dir
     assert "not a tumor label map" in capsys.readouterr().err and not (tmp_path / "n").exists()
 
 
-def test_sidecar_says_when_no_cord_was_found_even_if_tumours_were(data_dir, tmp_path):
-    """The cord network finds no cord on axial T1w (a known limit): the sidecar must say so, and the
-    compartment is unknown, whatever the tumour network reports."""
-    scan = data_dir / UNF01.format("T1w")
-    assert main(["segment", str(scan), "--task", "tumor", "--out", str(tmp_path), "--device", "cpu"]) == 0
-    sidecar = json.loads((tmp_path / "sub-unf01_T1w_tumor_seg.json").read_text(encoding="utf-8"))
+def test_sidecar_says_when_no_cord_was_found_even_if_tumours_were(data_dir, tmp_path, monkeypatch):
+    """Tumours without a cord (the cord network found none): the sidecar must say so, and the
+    compartment is unknown. The cord is taken out of a real result that holds a tumour for sure."""
+    from spineai import pipeline
+
+    real_segment = pipeline.segment
+
+    def finds_no_cord(image, *args, **kwargs):
+        result = real_segment(image, *args, **kwargs)
+        result.mask = result.mask & 2  # keep the tumour bit, drop the cord bit
+        return result
+
+    monkeypatch.setattr(pipeline, "segment", finds_no_cord)
+    image, _, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumour=LARGE)
+    scan, out = tmp_path / "painted.nii.gz", tmp_path / "o"
+    sitk.WriteImage(image, str(scan))
+    assert main(["segment", str(scan), "--task", "tumor", "--out", str(out), "--device", "cpu"]) == 0
+    sidecar = json.loads((out / "painted_tumor_seg.json").read_text(encoding="utf-8"))
+    assert sidecar["tumor"]["tumor_found"] is True
     assert sidecar["cord_found"] is False and sidecar["tumor"]["cord_found"] is False
-    with open(tmp_path / "sub-unf01_T1w_tumor.csv", newline="", encoding="utf-8") as handle:
-        total = list(csv.DictReader(handle))[-1]
-    assert total["compartment"] in ("unknown (no cord)", "no tumour")
+    with open(out / "painted_tumor.csv", newline="", encoding="utf-8") as handle:
+        assert list(csv.DictReader(handle))[-1]["compartment"] == "unknown (no cord)"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known limit (cord.md): the cord network finds no cord on axial T1w (unf01, Dice 0), so the "
+    "tumour task cannot tell the compartment there",
+)
+def test_tumour_task_finds_the_cord_on_axial_t1w(data_dir):
+    result = segment(read_image(data_dir / UNF01.format("T1w")), "tumor", device="cpu")
+    cord = (canonical_array(result.mask) & 1) > 0
+    manual = canonical_array(to_canonical(read_image(data_dir / UNF01_CORD.format("T1w")))) > 0
+    assert dice(cord, manual) > 0.5

@@ -166,15 +166,19 @@ def ellipse_diameters(ellipse: Ellipse, fine_mm: float = FINE_MM) -> tuple[float
 
 
 def solidity(binary: np.ndarray) -> float:
-    """Solidity = area / convex area (pixel counts, skimage's definition).
+    """Solidity = pixel count / pixel count of the convex hull image (SCT: skimage ``regionprops``).
 
-    The convex area counts the pixels whose centres lie in the convex hull of all pixel corners.
+    As skimage's ``convex_hull_image``, a pixel stands for the midpoints of its four edges,
+    (r +- 0.5, c) and (r, c +- 0.5), not its corners; the hull image is every pixel whose centre
+    lies in or on the hull of those points.
     """
     rows, cols = np.nonzero(binary & ~ndimage.binary_erosion(binary))  # the hull only needs the outline
-    corners = np.concatenate([np.column_stack([rows + dr, cols + dc]) for dr in (-0.5, 0.5) for dc in (-0.5, 0.5)])
-    facets = ConvexHull(corners).equations  # inside: normal . p + offset <= 0 for every facet
+    offsets = ((-0.5, 0.0), (0.5, 0.0), (0.0, -0.5), (0.0, 0.5))
+    # Neighbours share edge midpoints: duplicates dropped, as Qhull can stumble on repeated points.
+    midpoints = np.unique(np.concatenate([np.column_stack([rows + dr, cols + dc]) for dr, dc in offsets]), axis=0)
+    facets = ConvexHull(midpoints).equations  # inside: normal . p + offset <= 0 for every facet
     grid = np.argwhere(np.ones(binary.shape, dtype=bool)).astype(float)
-    inside = np.all(grid @ facets[:, :2].T + facets[:, 2] <= 1e-9, axis=1).reshape(binary.shape) | binary
+    inside = np.all(grid @ facets[:, :2].T + facets[:, 2] <= 1e-9, axis=1)  # centres on an edge count
     return float(binary.sum() / inside.sum())
 
 
