@@ -17,6 +17,7 @@ from .cohort.command import add_batch_command
 from .devices import DEVICES
 from .dicom.command import add_pacs_command
 from .errors import SpineAIError
+from .learning.command import add_learning_commands
 from .tasks import TASKS, get_task
 
 EXIT_USER_ERROR = 2
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_level_arguments(segment)
     segment.add_argument(
         "--sagittal", type=Path, help="stenosis: a sagittal T2 of the same session to find the disc levels on"
+    )
+    segment.add_argument(
+        "--model", type=Path, help="a model folder of the task (a site model) instead of the shipped one"
     )
     segment.add_argument(
         "--dicom-seg",
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=run_train)
 
     add_pacs_command(commands)
+    add_learning_commands(commands)
     return parser
 
 
@@ -153,6 +158,7 @@ def run_segment(args) -> None:
             update,
             sagittal_path=args.sagittal,
             dicom_seg=args.dicom_seg,
+            model_dir=args.model,
             **level_paths(args),
         )
     sidecar = json.loads(written["sidecar"].read_text(encoding="utf-8"))

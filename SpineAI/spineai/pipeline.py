@@ -63,6 +63,7 @@ def segment(
         "expected_contrast": info.expected_contrast or "any common spine MRI contrast",
         "models": [{"task": n.spec.task, "name": n.spec.name, "sha256": n.spec.sha256} for n in segmented.networks],
         "device": str(main.device),
+        "model_folder": str(main.spec.folder),  # the shipped models' folder, or a site model's
         "seconds": round(time.perf_counter() - started, 3),
         "labels": {str(value): name for value, name in info.segments},
         "input_geometry": geometry_record(image),
@@ -122,6 +123,7 @@ def segment_file(
     disc_levels_path=None,
     sagittal_path=None,
     dicom_seg: bool = False,
+    model_dir=None,
 ) -> dict[str, Path]:
     """Read a scan, segment and measure it, and write mask + measurements + sidecar all-or-nothing.
 
@@ -129,7 +131,8 @@ def segment_file(
     per-level tables; ``disc_levels_path``: the stenosis task's disc levels as points (Slicer markups
     JSON or SCT disc labels 21-25 on any grid), ``sagittal_path`` a sagittal T2 to find them on.
     ``dicom_seg``: the input is a DICOM series folder; also write the mask as DICOM SEG and the
-    measurements as DICOM SR referencing it (``spineai.dicom``). Returns the written paths by kind.
+    measurements as DICOM SR referencing it (``spineai.dicom``). ``model_dir``: a model folder of
+    the task (a site model) instead of the shipped model. Returns the written paths by kind.
     """
     from .errors import SpineAIError
     from .measure.levels import check_levels
@@ -140,6 +143,9 @@ def segment_file(
     image = read_image(image_path)
     inputs = read_inputs(vertebral_levels_path, disc_levels_path, sagittal_path)
     check_inputs(info, inputs)
+    if model_dir is not None:
+        check_model_folder(task, model_dir)
+        inputs.model_dir = Path(model_dir).resolve()
     if inputs.vertebral_levels is not None:
         check_levels(inputs.vertebral_levels, image, vertebral_levels_path)  # fail before the slow part
     if inputs.disc_levels:
@@ -173,6 +179,21 @@ def segment_file(
             {**sidecar, "outputs": {k: p.name for k, p in written.items()}}, names["sidecar"]
         )
     return written
+
+
+def check_model_folder(task: str, folder) -> None:
+    """Refuse a model folder without a model record of ``task`` (e.g. a site model of another task)."""
+    from .errors import InputError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "no such model folder")
+    if not (folder / f"{task}.json").is_file():
+        from .tasks import TASKS
+
+        others = sorted(p.stem for p in folder.glob("*.json") if p.stem in TASKS)
+        held = f"; it holds a model of: {', '.join(others)}" if others else ""
+        raise InputError(folder, f"holds no model of the {task} task{held}")
 
 
 def write_tables(out: OutputSet, stem: str, tables) -> dict[str, Path]:

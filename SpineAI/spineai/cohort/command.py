@@ -32,6 +32,9 @@ def add_batch_command(commands) -> None:
     batch.add_argument("--workers", type=int, help="local Dask worker processes (default: one per CPU core)")
     batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     batch.add_argument("--device", choices=DEVICES, default="auto")
+    batch.add_argument(
+        "--model", type=Path, help="a model folder of the task (a site model) instead of the shipped one"
+    )
     batch.set_defaults(run=run_batch)
 
     qc = commands.add_parser("qc", help="(re)write the QC report of a batch output folder")
@@ -48,9 +51,15 @@ def run_batch(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise SpineAIError(f"--workers must be at least 1 (got {args.workers})")
+    if args.model is not None:
+        from ..pipeline import check_model_folder
+
+        check_model_folder(args.task, args.model)
     cases = discover_cases(args.input, exclude=args.out)
     try:
-        run = run_cohort(cases, args.out, args.task, args.device, args.workers, args.scheduler, str(args.input))
+        run = run_cohort(
+            cases, args.out, args.task, args.device, args.workers, args.scheduler, str(args.input), args.model
+        )
     except KeyboardInterrupt:
         # Unlike `segment`, an interrupted batch keeps every case it finished: say how to go on.
         print("spineai batch: interrupted; finished cases are kept, run the same command to resume", file=sys.stderr)

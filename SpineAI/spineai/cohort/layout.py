@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import models
 from ..tasks import get_task, output_names
 from .discover import Case
 
@@ -27,14 +28,15 @@ FAILURES = "failures.csv"
 FAILURE_COLUMNS = ["case_id", "input", "error"]
 QC_FOLDER = "qc"
 PARTIAL_PREFIX = ".partial-"  # io.OutputSet's temporary names
+SHIPPED_MODELS = str(Path(models.__file__).resolve().parent)  # a sidecar without model_folder was made with these
 
 
 def case_folder(out_dir: Path, case_id: str) -> Path:
     return Path(out_dir) / case_id
 
 
-def finished_sidecar(case_dir: Path, case: Case, task: str) -> dict | None:
-    """The case's sidecar if the case is finished *for this input and levels file*, else None.
+def finished_sidecar(case_dir: Path, case: Case, task: str, model_dir: Path | None = None) -> dict | None:
+    """The case's sidecar if the case is finished *for this input, levels file and model*, else None.
 
     Comparing the recorded input stops a resumed run from keeping another scan's results when a
     CSV list gives an existing id to a different image.
@@ -43,7 +45,9 @@ def finished_sidecar(case_dir: Path, case: Case, task: str) -> dict | None:
     if sidecar is None or sidecar.get("input") != str(Path(case.image).resolve()):
         return None
     wanted_levels = str(Path(case.levels).resolve()) if case.levels else None
-    return sidecar if sidecar.get("levels") == wanted_levels else None
+    if sidecar.get("levels") != wanted_levels:
+        return None
+    return sidecar if sidecar.get("model_folder", SHIPPED_MODELS) == str(model_dir or SHIPPED_MODELS) else None
 
 
 def find_finished_sidecar(case_dir: Path, task: str) -> dict | None:

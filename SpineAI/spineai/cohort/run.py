@@ -56,15 +56,20 @@ def run_cohort(
     workers: int | None = None,
     scheduler: str | None = None,
     source: str = "",
+    model_dir: Path | None = None,
 ) -> CohortRun:
     """Segment and measure every unfinished case of ``cases`` into ``out_dir``; return each case's outcome.
 
     ``workers``: local Dask worker processes (default: one per CPU core, each with one thread);
     ``scheduler``: address of an existing Dask cluster instead (its workers must see the same paths).
+    ``model_dir``: a model folder of the task (a site model); a case made with another model is redone.
     """
     out_dir = Path(out_dir).resolve()
     write_manifest(out_dir, cases, task, source)
-    pending = [case for case in cases if finished_sidecar(case_folder(out_dir, case.case_id), case, task) is None]
+    model_dir = Path(model_dir).resolve() if model_dir else None
+    pending = [
+        case for case in cases if finished_sidecar(case_folder(out_dir, case.case_id), case, task, model_dir) is None
+    ]
     pending.sort(key=stored_bytes, reverse=True)  # largest first: the run does not end waiting on one big case
     pending_ids = {case.case_id for case in pending}
     skipped = [CaseOutcome(c.case_id, str(c.image), "skipped") for c in cases if c.case_id not in pending_ids]
@@ -72,7 +77,7 @@ def run_cohort(
     with _progress_bar(len(cases), len(skipped), task) as bar:
         if pending:
             with dask_client(workers, scheduler, len(pending)) as client:
-                for outcome in run_on_cluster(client, pending, out_dir, task, device):
+                for outcome in run_on_cluster(client, pending, out_dir, task, device, model_dir):
                     run.outcomes.append(outcome)
                     if outcome.status == "failed":
                         write_failures(out_dir, run.failures)  # kept current, so a killed run still tells
@@ -82,11 +87,11 @@ def run_cohort(
     return run
 
 
-def run_on_cluster(client, cases: list[Case], out_dir: Path, task: str, device: str):
+def run_on_cluster(client, cases: list[Case], out_dir: Path, task: str, device: str, model_dir: Path | None = None):
     """Yield each case's outcome as soon as it finishes, in completion order."""
     from dask.distributed import as_completed
 
-    process = partial(run_case, out_dir=out_dir, task=task, device=device)
+    process = partial(run_case, out_dir=out_dir, task=task, device=device, model_dir=model_dir)
     futures = client.map(process, cases, pure=False)
     case_of = {future.key: case for future, case in zip(futures, cases, strict=True)}
     for future in as_completed(futures):
@@ -103,7 +108,7 @@ def outcome_of(future, case: Case) -> CaseOutcome:
         future.release()  # the scheduler can forget the result now
 
 
-def run_case(case: Case, out_dir: Path, task: str, device: str) -> CaseOutcome:
+def run_case(case: Case, out_dir: Path, task: str, device: str, model_dir: Path | None = None) -> CaseOutcome:
     """One case on a worker: segment + measure via ``segment_file``, then its QC images; never raises."""
     from ..pipeline import segment_file
     from ..report.qc import render_case_views
@@ -115,7 +120,7 @@ def run_case(case: Case, out_dir: Path, task: str, device: str) -> CaseOutcome:
     started = time.perf_counter()
     try:
         levels = {f"{get_task(task).levels_input}_path": case.levels}
-        written = segment_file(case.image, case_dir, task, device, **levels)
+        written = segment_file(case.image, case_dir, task, device, model_dir=model_dir, **levels)
     except SpineAIError as error:
         return CaseOutcome(case.case_id, str(case.image), "failed", str(error))
     except Exception as error:  # an engine bug on one scan must not stop the cohort; report it instead

@@ -100,7 +100,7 @@ def _check_files(site: Path, correction: Correction) -> None:
         if not path.is_file():
             raise InputError(path, f"missing from the site folder (case {correction.case_id}, {correction.task})")
         if sha256_of(path) != expected:
-            raise InputError(path, f"damaged: its sha256 differs from the one recorded when the case was added")
+            raise InputError(path, "damaged: its sha256 differs from the one recorded when the case was added")
 
 
 def add_correction(
@@ -134,7 +134,9 @@ def add_correction(
         **first,
     )
     staged = _stage_case(site, case_id, image, labels, levels)
-    sha = ":".join(sha256_of(staged / name) for name in ("image.nii.gz", "labels.nii.gz", "levels.mrk.json")[: 2 + bool(levels)])
+    sha = ":".join(
+        sha256_of(staged / name) for name in ("image.nii.gz", "labels.nii.gz", "levels.mrk.json")[: 2 + bool(levels)]
+    )
     correction = Correction(**{**asdict(correction), "sha256": sha})
     kept = [c for c in existing if (c.case_id, c.task) != (case_id, task)]
     _commit(site, staged, site / folder, kept + [correction])

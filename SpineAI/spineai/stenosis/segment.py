@@ -55,15 +55,18 @@ def assessment_problems(image: sitk.Image, levels: list[LevelPoint], sections=No
     return {**{s.level.code: s.problem for s in sections if s.problem}, **level_problems(levels)}
 
 
-def segment_sections(image: sitk.Image, sections: list[LevelSection], device: str = "auto") -> np.ndarray:
-    """Label map (z, y, x array on ``image``'s grid) of the sac, CSF and fat at every assessable level."""
+def segment_sections(
+    image: sitk.Image, sections: list[LevelSection], device: str = "auto", model_dir=None
+) -> np.ndarray:
+    """Label map (z, y, x array on ``image``'s grid) of the sac, CSF and fat at every assessable level
+    (``model_dir``: a site model of the sac network)."""
     labels = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
     assessable = [section for section in sections if not section.problem]
     if not assessable:
         return labels
     from ..inference import network_for, normalise_intensity  # the runtime: imported only where a network runs
 
-    network = network_for("stenosis", device)
+    network = network_for("stenosis", device, model_dir)
     planes = np.stack([normalise_intensity(reslice(image, s.plane), network.spec.percentiles) for s in assessable])
     classes = network.class_probabilities(planes).argmax(1)
     for section, plane_classes in zip(assessable, classes, strict=True):

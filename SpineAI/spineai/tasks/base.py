@@ -45,13 +45,15 @@ class TaskInputs:
 
     ``vertebral_levels``: a label image on the scan's grid (labelled cord or SCT disc labels) for
     per-level tables; ``disc_levels``: lumbar disc levels as points (``stenosis.levels.LevelPoint``);
-    ``sagittal``: a sagittal scan of the same session to find the disc levels on.
+    ``sagittal``: a sagittal scan of the same session to find the disc levels on. ``model_dir``: a
+    model folder (a site model) for the task's own network instead of the shipped one.
     """
 
     vertebral_levels: sitk.Image | None = None
     vertebral_levels_source: str | None = None
     disc_levels: list | None = None
     sagittal: sitk.Image | None = None
+    model_dir: Path | None = None
 
     def given(self) -> set[str]:
         names = ("vertebral_levels", "disc_levels", "sagittal")

@@ -26,7 +26,7 @@ class CordTask(Task):
         return "cord_morphometry"
 
     def run(self, canonical, device, progress, should_cancel, inputs: TaskInputs, source: str) -> Segmented:
-        return segment_cord(canonical, device, progress, should_cancel)
+        return segment_cord(canonical, device, progress, should_cancel, inputs.model_dir)
 
     def measure(self, labels, image, inputs: TaskInputs) -> tuple[list[Table], dict]:
         """Per-slice morphometry, and per level with vertebral levels; no rows for an empty mask."""
@@ -106,13 +106,14 @@ class CordTask(Task):
         return pairs + [(f"CSA {k[4:-4]} (mm²)", v) for k, v in summary.items() if k.startswith("csa_")]
 
 
-def segment_cord(canonical, device, progress=None, should_cancel=None) -> Segmented:
-    """Cord mask (0/1, canonical array) from the cord network; the lesion and tumour tasks start here."""
+def segment_cord(canonical, device, progress=None, should_cancel=None, model_dir=None) -> Segmented:
+    """Cord mask (0/1, canonical array) from the cord network (``model_dir``: a site's cord model);
+    the lesion and tumour tasks start here, with the shipped one."""
     from ..inference import network_for
     from ..orientation import canonical_array
     from ..postprocess import clean_cord_mask
 
-    network = network_for("cord", device)
+    network = network_for("cord", device, model_dir)
     probability = canonical_array(network.probability(canonical, progress, should_cancel))
     return Segmented(clean_cord_mask(probability, network.spec.threshold), [network])
 

@@ -49,15 +49,16 @@ class FindingsTask(Task):
         return pairs + [("Cord found", "yes" if sidecar.get("cord_found") else "no")]
 
 
-def cord_then(network_name: str, canonical, device, progress, should_cancel, cord_share: float):
+def cord_then(network_name: str, canonical, device, progress, should_cancel, cord_share: float, model_dir=None):
     """The cord mask (its network gets ``cord_share`` of the progress), then the probability of the
-    task's own network on the same scan: (cord Segmented, task network, probability array)."""
+    task's own network (``model_dir``: a site model of it) on the same scan: (cord Segmented, task
+    network, probability array)."""
     from ..inference import network_for
     from ..orientation import canonical_array
     from .cord import segment_cord
 
     cord = segment_cord(canonical, device, stage(progress, 0.0, cord_share), should_cancel)
-    network = network_for(network_name, device)
+    network = network_for(network_name, device, model_dir)
     probability = network.probability(canonical, stage(progress, cord_share, 1.0), should_cancel)
     return cord, network, canonical_array(probability)
 

@@ -28,7 +28,9 @@ class LesionTask(FindingsTask):
         """Label map 0/1/2 (cord, lesion): lesion components mostly outside the cord are dropped."""
         from ..postprocess import lesion_label_map
 
-        cord, network, probability = cord_then("lesion", canonical, device, progress, should_cancel, 0.5)
+        cord, network, probability = cord_then(
+            "lesion", canonical, device, progress, should_cancel, 0.5, inputs.model_dir
+        )
         labels, dropped = lesion_label_map(cord.labels, probability, network.spec.threshold)
         return Segmented(labels, cord.networks + [network], {"lesion_voxels_dropped_outside_cord": dropped})
 

@@ -35,10 +35,13 @@ class StenosisTask(Task):
             progress(0.3)
         sections = level_sections(canonical, levels)
         problems = assessment_problems(canonical, levels, sections)
-        labels = segment_sections(canonical, [s for s in sections if s.level.code not in problems], device)
+        assessable = [s for s in sections if s.level.code not in problems]
+        labels = segment_sections(canonical, assessable, device, inputs.model_dir)
         if progress:
             progress(1.0)
-        networks = ([] if inputs.disc_levels else [network_for("discs", device)]) + [network_for("stenosis", device)]
+        networks = ([] if inputs.disc_levels else [network_for("discs", device)]) + [
+            network_for("stenosis", device, inputs.model_dir)
+        ]
         details = {"levels_from": origin, "disc_levels": [_level_record(level, problems) for level in levels]}
         return Segmented(labels, networks, details)
 

@@ -35,7 +35,9 @@ class TumorTask(FindingsTask):
         from ..orientation import canonical_array, spacing_zyx
         from ..postprocess import clean_tumour_mask
 
-        cord, network, probability = cord_then("tumor", canonical, device, progress, should_cancel, 0.3)
+        cord, network, probability = cord_then(
+            "tumor", canonical, device, progress, should_cancel, 0.3, inputs.model_dir
+        )
         tumour, dropped = clean_tumour_mask(probability, cord.labels, spacing_zyx(canonical), network.spec.threshold)
         details = {
             "input_appearance": input_appearance(canonical_array(canonical), cord.labels),

@@ -23,7 +23,14 @@ def rehearsal_cases():
     with open(MANIFEST, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [
-        Case(REHEARSAL_DIR / row["image"], REHEARSAL_DIR / row["mask"], row["subject"], row["dataset"],
-             row["contrast"], row["plane"], "train")
+        Case(
+            REHEARSAL_DIR / row["image"],
+            REHEARSAL_DIR / row["mask"],
+            row["subject"],
+            row["dataset"],
+            row["contrast"],
+            row["plane"],
+            "train",
+        )
         for row in rows
     ]

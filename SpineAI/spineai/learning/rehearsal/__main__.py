@@ -16,20 +16,69 @@ from . import MANIFEST, REHEARSAL_DIR
 # (name, image, mask, subject, dataset, contrast, plane): training scans of the shipped cord model
 # (training/cord_cases.csv, split train) whose licences allow redistribution.
 SOURCES = [
-    ("errsm_11_t2", "sct-legacy/errsm_11/t2/t2.nii.gz", "sct-legacy/errsm_11/t2/t2_manual_segmentation.nii.gz",
-     "errsm_11", "sct-legacy", "T2w", "sagittal"),
-    ("errsm_18_gre", "sct-legacy/errsm_18/gre/gre.nii.gz", "sct-legacy/errsm_18/gre/segmentation_binary.nii.gz",
-     "errsm_18", "sct-legacy", "T2starw", "axial"),
-    ("sct_t1w", "sct-testing/t1/t1w.nii.gz", "sct-testing/t1/t1w_seg-manual.nii.gz",
-     "sct-testing", "sct-testing", "T1w", "sagittal"),
-    ("sct_t2s", "sct-testing/t2s/t2s.nii.gz", "sct-testing/t2s/t2s_seg.nii.gz",
-     "sct-testing", "sct-testing", "T2starw", "axial"),
-    ("sct_mt0", "sct-testing/mt/mt0.nii.gz", "sct-testing/mt/mt0_seg.nii.gz", "sct-testing", "sct-testing", "MT", "axial"),
-    ("sct_t2", "sct-testing/t2/t2.nii.gz", "sct-testing/t2/t2_seg-manual.nii.gz",
-     "sct-testing", "sct-testing", "T2w", "sagittal"),
-    ("gm_9418_t2s", "gm-challenge/sub-9418/anat/sub-9418_run-1_T2starw.nii.gz",
-     "gm-challenge/derivatives/labels/sub-9418/anat/sub-9418_run-1_T2starw_seg-manual.nii.gz",
-     "9418", "gm-challenge", "T2starw", "axial"),
+    (
+        "errsm_11_t2",
+        "sct-legacy/errsm_11/t2/t2.nii.gz",
+        "sct-legacy/errsm_11/t2/t2_manual_segmentation.nii.gz",
+        "errsm_11",
+        "sct-legacy",
+        "T2w",
+        "sagittal",
+    ),
+    (
+        "errsm_18_gre",
+        "sct-legacy/errsm_18/gre/gre.nii.gz",
+        "sct-legacy/errsm_18/gre/segmentation_binary.nii.gz",
+        "errsm_18",
+        "sct-legacy",
+        "T2starw",
+        "axial",
+    ),
+    (
+        "sct_t1w",
+        "sct-testing/t1/t1w.nii.gz",
+        "sct-testing/t1/t1w_seg-manual.nii.gz",
+        "sct-testing",
+        "sct-testing",
+        "T1w",
+        "sagittal",
+    ),
+    (
+        "sct_t2s",
+        "sct-testing/t2s/t2s.nii.gz",
+        "sct-testing/t2s/t2s_seg.nii.gz",
+        "sct-testing",
+        "sct-testing",
+        "T2starw",
+        "axial",
+    ),
+    (
+        "sct_mt0",
+        "sct-testing/mt/mt0.nii.gz",
+        "sct-testing/mt/mt0_seg.nii.gz",
+        "sct-testing",
+        "sct-testing",
+        "MT",
+        "axial",
+    ),
+    (
+        "sct_t2",
+        "sct-testing/t2/t2.nii.gz",
+        "sct-testing/t2/t2_seg-manual.nii.gz",
+        "sct-testing",
+        "sct-testing",
+        "T2w",
+        "sagittal",
+    ),
+    (
+        "gm_9418_t2s",
+        "gm-challenge/sub-9418/anat/sub-9418_run-1_T2starw.nii.gz",
+        "gm-challenge/derivatives/labels/sub-9418/anat/sub-9418_run-1_T2starw_seg-manual.nii.gz",
+        "9418",
+        "gm-challenge",
+        "T2starw",
+        "axial",
+    ),
 ]
 MARGIN_MM = 20.0  # around the cord in the axial plane: cord, CSF and the canal's walls
 
@@ -57,8 +106,17 @@ def main(data_dir: Path) -> None:
         sitk.WriteImage(cropped, str(REHEARSAL_DIR / f"{name}.nii.gz"), useCompression=True)
         sitk.WriteImage(cord, str(REHEARSAL_DIR / f"{name}_cord.nii.gz"), useCompression=True)
         subject, dataset, contrast, plane = facts
-        rows.append({"image": f"{name}.nii.gz", "mask": f"{name}_cord.nii.gz", "subject": subject,
-                     "dataset": dataset, "contrast": contrast, "plane": plane, "source": image})
+        rows.append(
+            {
+                "image": f"{name}.nii.gz",
+                "mask": f"{name}_cord.nii.gz",
+                "subject": subject,
+                "dataset": dataset,
+                "contrast": contrast,
+                "plane": plane,
+                "source": image,
+            }
+        )
     with open(MANIFEST, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()

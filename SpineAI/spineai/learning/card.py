@@ -1,0 +1,52 @@
+"""The model card of a site model, written from its record: what it was made from, on what, and how it did."""
+
+from __future__ import annotations
+
+
+def model_card(record: dict) -> str:
+    site = record["site"]
+    lines = [
+        f"# {record['name']}",
+        "",
+        f"A site model of the **{record['task']}** task, fine-tuned on this site's corrected cases from "
+        f"`{site['parent']['name']}` (sha256 `{site['parent']['sha256'][:16]}...`) on {site['created']}. "
+        "SpineAI uses it only when it is chosen (`spineai segment --model` or the module's model selector).",
+        "",
+        f"Weights `{record['weights']}`, sha256 `{record['sha256']}` (checked before every load).",
+        "",
+        "## Cases",
+        "",
+        "| case | contrast | plane | first result edited | use |",
+        "|---|---|---|---|---|",
+        *(f"| {c['case_id']} | {c['contrast']} | {c['plane']} | {c['edited']} | {c['use']} |" for c in site["cases"]),
+        "",
+        "## Before and after",
+        "",
+        f"Dice of the network's output against the corrected masks, on {site['evaluated_on']}:",
+        "",
+        "| case | before | after |",
+        "|---|---|---|",
+        *(
+            f"| {b['case_id']} ({b['contrast']}) | {b['dice']:.3f} | {a['dice']:.3f} |"
+            for b, a in zip(site["before"]["site"], site["after"]["site"], strict=True)
+        ),
+        "",
+        _rehearsal_line(site),
+        "",
+        "## Training",
+        "",
+        f"{site['steps']} steps in {site['seconds']} s on {site['device']} (budget {site['budget_minutes']} min); "
+        f"recipe: {', '.join(f'{k} {v}' for k, v in site['recipe'].items())}.",
+        "",
+        "A figure on the cases trained on is a fit check, not an accuracy. With few cases, hold some back "
+        "(three or more cases: a fifth is held back automatically) before trusting the after column.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _rehearsal_line(site: dict) -> str:
+    before, after = site["before"]["rehearsal_median_dice"], site["after"]["rehearsal_median_dice"]
+    if before is None:
+        return "Rehearsal: painted targets in the bundled crops (no fixed score)."
+    return f"What it knew: median Dice on the rehearsal set {before:.3f} before, {after:.3f} after."

@@ -1,0 +1,415 @@
+"""Fine-tune the model in use on a site's corrected cases, keeping what it knew (``spineai finetune``).
+
+The site has none of SpineAI's training data, so forgetting is held off with what ships or what the
+site has: every batch is half site patches, half patches of the bundled rehearsal set (real crops
+of the shipped model's training scans, ``rehearsal``; the lesion and tumour tasks paint their
+targets into them as their shipped training did; the dural sac network rehearses on the canal
+phantoms it was trained on), and an L2 penalty pulls the weights towards the starting ones (L2-SP,
+Li et al., ICML 2018). Training runs for a wall-clock budget with a cosine learning rate over it.
+
+With three or more cases a fifth of them (at least one) is held back to measure the model before
+and after; with fewer, the before/after figures are on the cases trained on: a fit check, said so
+in the record. The model folder is written beside its final place and renamed into it at the end:
+a cancelled or failed fine-tune leaves no folder behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Cancelled, SpineAIError
+from .site import Correction, require_cases
+
+DEFAULT_MINUTES = 5.0
+PEAK_LEARNING_RATE = 1e-3  # a third of training's: the start is already good
+WARM_UP = 0.05  # of the budget
+SITE_SHARE = 0.5  # of each batch
+ANCHOR_WEIGHT = 0.01  # L2-SP: sum of squared distances to the starting weights
+BATCH_SIZE = 12
+PATCH_SIZE = 128
+REFRESH_STEPS = 100  # painted rehearsal targets are re-drawn this often
+
+
+@dataclass
+class Batches:
+    """How one kind of network is fed and scored during a fine-tune."""
+
+    sample: object  # (rng) -> (images, targets) tensors, half site, half rehearsal
+    loss: object  # (logits, targets) -> tensor
+    score: object  # (torch model) -> {"site": [per case dict], "rehearsal": float}
+
+
+def finetune(
+    task: str,
+    site: Path,
+    out_dir: Path,
+    minutes: float = DEFAULT_MINUTES,
+    device: str = "auto",
+    start: Path | None = None,
+    seed: int = 0,
+    progress=None,
+    should_cancel=None,
+) -> Path:
+    """Fine-tune ``task``'s model (the shipped one, or the one in the folder ``start``) on the site's
+    cases of ``task`` for ``minutes``; write the new model folder ``out_dir`` and return it."""
+    import torch
+
+    from ..models.registry import MODELS_DIR, load_model, model_for_task
+    from ..tasks import get_task
+
+    info = get_task(task)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SpineAIError(f"{out_dir}: already holds files; a fine-tune writes a new model folder")
+    if minutes <= 0:
+        raise SpineAIError(f"--minutes must be positive, not {minutes}")
+    cases = require_cases(site, task)
+    parent = model_for_task(task, start or MODELS_DIR)
+    train_cases, held_back = split_cases(cases, seed)
+    torch.manual_seed(seed)
+    model = load_model(parent).train()
+    batches = _plane_batches if parent.out_channels > 1 else _slice_batches
+    feed = batches(info, parent, site, train_cases, held_back, seed)
+    before = feed.score(model)
+    fitted = fit(model, feed, minutes * 60, device_of(device), progress, should_cancel, seed)
+    after = feed.score(model.eval())
+    record = site_record(parent, cases, held_back, fitted, before, after, minutes)
+    return write_model_folder(model, parent, record, out_dir)
+
+
+def split_cases(cases: list[Correction], seed: int) -> tuple[list[Correction], list[Correction]]:
+    """(trained on, held back): a fifth, at least one, held back once there are three cases."""
+    if len(cases) < 3:
+        return list(cases), []
+    order = np.random.default_rng(seed).permutation(len(cases))
+    count = max(1, round(len(cases) / 5))
+    held = {int(i) for i in order[:count]}
+    return [c for i, c in enumerate(cases) if i not in held], [c for i, c in enumerate(cases) if i in held]
+
+
+def device_of(device: str):
+    """The torch device a fine-tune runs on: CUDA when asked for (or 'auto') and present."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise SpineAIError(f"unknown device '{device}' (choose auto, cpu or cuda)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpineAIError("device 'cuda' requested but no CUDA GPU is available (use --device auto or cpu)")
+    return torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def fit(model, feed: Batches, seconds: float, device, progress=None, should_cancel=None, seed: int = 0) -> dict:
+    """Train for ``seconds`` of wall-clock time: cosine learning rate over the budget, L2-SP anchor."""
+    import torch
+
+    model.to(device).train()
+    anchor = [p.detach().clone() for p in model.parameters()]
+    optimiser = torch.optim.AdamW(model.parameters(), lr=PEAK_LEARNING_RATE, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    started, steps, losses = time.perf_counter(), 0, []
+    while (elapsed := time.perf_counter() - started) < seconds:
+        if should_cancel and should_cancel():
+            raise Cancelled()
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(elapsed / seconds)
+        images, targets = (t.to(device) for t in feed.sample(rng))
+        drift = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
+        loss = feed.loss(model(images), targets) + ANCHOR_WEIGHT * drift
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        steps += 1
+        losses.append(loss.item())
+        if progress:
+            progress(min(1.0, (time.perf_counter() - started) / seconds))
+    model.cpu().eval()
+    return {
+        "steps": steps,
+        "seconds": round(time.perf_counter() - started, 1),
+        "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+        "device": str(device),
+    }
+
+
+def learning_rate(fraction: float) -> float:
+    """Linear warm-up, then cosine decay to zero at the end of the budget."""
+    warm = min(1.0, fraction / WARM_UP)
+    return PEAK_LEARNING_RATE * warm * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+
+
+# --- slice networks (cord, lesion, tumour) ----------------------------------------------------
+
+
+def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int) -> Batches:
+    import torch
+    from torch.nn import functional as F
+
+    from ..training.augment import augment
+    from ..training.data import PatchSampler, prepare_volume
+    from ..training.synthetic_data import SYNTHETIC_TASKS, SyntheticTrainingSet
+    from ..training.train import soft_dice_loss
+    from .rehearsal import rehearsal_cases
+
+    rng = np.random.default_rng(seed + 1)
+    target_of = network_target(info)
+    site_volumes = [prepare_volume(_as_case(site, c), spec) for c in train_cases]
+    site_patches = PatchSampler(
+        [v.slices(target=target_of(v.labels)) for v in site_volumes], PATCH_SIZE, context_slices=spec.context_slices
+    )
+    rehearsal = [prepare_volume(case, spec) for case in rehearsal_cases()]
+    painted = SyntheticTrainingSet(rehearsal, SYNTHETIC_TASKS[info.name], rng) if info.name in SYNTHETIC_TASKS else None
+    state = {"rehearsal": None, "drawn": 0}
+    generator = torch.Generator().manual_seed(seed)
+    invert = 0.0 if painted else 0.2  # as the shipped training: a lesion or tumour is bright, that is the signal
+
+    def rehearsal_patches():
+        if state["rehearsal"] is None or (painted and state["drawn"] >= REFRESH_STEPS):
+            state["rehearsal"] = (
+                painted.sampler(PATCH_SIZE, spec.context_slices)
+                if painted
+                else PatchSampler([v.slices() for v in rehearsal], PATCH_SIZE, context_slices=spec.context_slices)
+            )
+            state["drawn"] = 0
+        state["drawn"] += 1
+        return state["rehearsal"]
+
+    def sample(batch_rng):
+        n_site = int(round(SITE_SHARE * BATCH_SIZE))
+        own = site_patches.sample(n_site, batch_rng)
+        kept = rehearsal_patches().sample(BATCH_SIZE - n_site, batch_rng)
+        images, masks = (torch.cat(pair) for pair in zip(own, kept, strict=True))
+        return augment(images, masks, generator, invert_probability=invert)
+
+    def loss(logits, masks):
+        return F.binary_cross_entropy_with_logits(logits, masks) + soft_dice_loss(logits, masks)
+
+    def score(model) -> dict:
+        scored = held_back or train_cases
+        return {
+            "site": [_slice_case_score(model, spec, site, c, target_of) for c in scored],
+            "rehearsal_median_dice": None if painted else _rehearsal_dice(model, spec, rehearsal_cases()),
+        }
+
+    return Batches(sample, loss, score)
+
+
+def network_target(info):
+    """Label map -> what the task's own network outputs (cord: the cord; lesion, tumour: the finding)."""
+    value = max(value for value, _ in info.segments) if len(info.segments) > 1 else info.segments[0][0]
+    return lambda labels: info.segment_mask(labels, value).astype(np.uint8)
+
+
+def _as_case(site: Path, correction: Correction):
+    from ..training.cases import Case
+
+    return Case(
+        correction.path(site, "image"),
+        correction.path(site, "labels"),
+        correction.case_id,
+        "site",
+        correction.contrast,
+        correction.plane,
+        "train",
+    )
+
+
+def _predictor(model, spec):
+    from ..inference import SlicePredictor
+    from ..models.unet import UNet2D
+
+    copy = UNet2D(in_channels=model.in_channels, out_channels=spec.out_channels, channels=model.channels)
+    copy.load_state_dict(model.state_dict())
+    return SlicePredictor(copy.eval(), spec, "cpu")
+
+
+def _slice_case_score(model, spec, site: Path, correction: Correction, target_of) -> dict:
+    """Dice of the network's thresholded output against the corrected target, on the whole scan."""
+    from ..io import read_image
+    from ..metrics import dice
+    from ..orientation import canonical_array, to_canonical
+
+    probability = canonical_array(
+        _predictor(model, spec).probability(to_canonical(read_image(correction.path(site, "image"))))
+    )
+    truth = target_of(canonical_array(to_canonical(read_image(correction.path(site, "labels")))))
+    return {
+        "case_id": correction.case_id,
+        "contrast": correction.contrast,
+        "dice": round(dice(probability >= spec.threshold, truth > 0), 4),
+    }
+
+
+def _rehearsal_dice(model, spec, cases) -> float:
+    """Median cord Dice on the rehearsal crops: does the model still do what it did?"""
+    from ..io import read_image
+    from ..metrics import dice
+    from ..orientation import canonical_array, to_canonical
+    from ..postprocess import clean_cord_mask
+
+    predictor = _predictor(model, spec)
+    scores = []
+    for case in cases:
+        probability = canonical_array(predictor.probability(to_canonical(read_image(case.image))))
+        truth = canonical_array(to_canonical(read_image(case.mask))) > 0
+        scores.append(dice(clean_cord_mask(probability, spec.threshold) > 0, truth))
+    return round(float(np.median(scores)), 4)
+
+
+# --- plane networks (the dural sac) -----------------------------------------------------------
+
+
+def _plane_batches(info, spec, site: Path, train_cases, held_back, seed: int) -> Batches:
+    import torch
+    from torch.nn import functional as F
+
+    from ..training.canal import evaluate_sac, phantom_sampler
+    from ..training.multiclass import IGNORE, augment_classes, soft_dice_loss
+
+    planes = [plane for c in train_cases for plane in site_planes(site, c, spec)]
+    if not planes:
+        raise SpineAIError(f"{site}: no assessable level in the corrected {info.name} cases")
+    phantoms = phantom_sampler(seed)
+    generator = torch.Generator().manual_seed(seed)
+    classes = spec.out_channels
+
+    def sample(batch_rng):
+        n_site = int(round(SITE_SHARE * BATCH_SIZE))
+        chosen = [planes[i] for i in batch_rng.integers(len(planes), size=n_site)]
+        own = (
+            torch.from_numpy(np.stack([p for p, _ in chosen])[:, None]),
+            torch.from_numpy(np.stack([c for _, c in chosen])),
+        )
+        kept = phantoms(batch_rng, BATCH_SIZE - n_site)
+        images, labels = (torch.cat(pair) for pair in zip(own, kept, strict=True))
+        return augment_classes(images, labels, classes, generator, flips=True)
+
+    def loss(logits, labels):
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE) + soft_dice_loss(logits, labels, classes)
+
+    def score(model) -> dict:
+        scored = held_back or train_cases
+        phantom = evaluate_sac(model.eval(), per_grade=4)  # held-out phantoms: a seed training never uses
+        return {
+            "site": [_plane_case_score(model, spec, site, c) for c in scored],
+            "rehearsal_median_dice": round(float(np.median([g["median_sac_dice"] for g in phantom.values()])), 4),
+        }
+
+    return Batches(sample, loss, score)
+
+
+def site_planes(site: Path, correction: Correction, spec) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(normalised plane image, class map) at every assessable disc level of a corrected case."""
+    import SimpleITK as sitk
+
+    from ..inference import normalise_intensity
+    from ..io import read_image
+    from ..stenosis.levels import read_level_points, with_normals
+    from ..stenosis.planes import reslice
+    from ..stenosis.segment import level_sections
+    from ..training.canal import bits_to_classes
+
+    image, labels = read_image(correction.path(site, "image")), read_image(correction.path(site, "labels"))
+    levels = with_normals(read_level_points(correction.path(site, "levels")))
+    planes = []
+    for section in level_sections(image, levels):
+        if section.problem:
+            continue
+        bits = reslice(labels, section.plane, sitk.sitkNearestNeighbor, sitk.sitkUInt8).astype(np.uint8)
+        plane = normalise_intensity(reslice(image, section.plane), spec.percentiles)
+        planes.append((plane.astype(np.float32), bits_to_classes(bits)))
+    return planes
+
+
+def _plane_case_score(model, spec, site: Path, correction: Correction) -> dict:
+    """Dice of the sac (every class but background and fat) over the case's level planes."""
+    import torch
+
+    from ..inference import class_probabilities
+    from ..metrics import dice
+
+    planes = site_planes(site, correction, spec)
+    images = np.stack([p for p, _ in planes])
+    predicted = class_probabilities(model.eval(), images, torch.device("cpu")).argmax(1)
+    truth = np.stack([c for _, c in planes])
+    sac = lambda classes: (classes == 1) | (classes == 2)  # noqa: E731
+    return {
+        "case_id": correction.case_id,
+        "contrast": correction.contrast,
+        "dice": round(dice(sac(predicted), sac(truth)), 4),
+    }
+
+
+# --- the model folder -------------------------------------------------------------------------
+
+
+def site_record(parent, cases, held_back, fitted: dict, before: dict, after: dict, minutes: float) -> dict:
+    """What the model record says of the fine-tune (its ``site`` block)."""
+    from datetime import datetime, timezone
+
+    held = {c.case_id for c in held_back}
+    return {
+        "parent": {"name": parent.name, "sha256": parent.sha256, "folder": str(parent.folder)},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cases": [
+            {
+                "case_id": c.case_id,
+                "contrast": c.contrast,
+                "plane": c.plane,
+                "edited": c.edited,
+                "use": "held back" if c.case_id in held else "trained on",
+            }
+            for c in cases
+        ],
+        "evaluated_on": "held-back cases" if held_back else "the cases trained on (fit check: no case held back)",
+        "budget_minutes": minutes,
+        **fitted,
+        "before": before,
+        "after": after,
+        "recipe": {
+            "peak_learning_rate": PEAK_LEARNING_RATE,
+            "site_share_of_batch": SITE_SHARE,
+            "anchor_weight_l2sp": ANCHOR_WEIGHT,
+            "batch_size": BATCH_SIZE,
+            "rehearsal": "bundled real crops (spineai/learning/rehearsal)"
+            if parent.out_channels == 1
+            else "canal phantoms",
+        },
+    }
+
+
+def write_model_folder(model, parent, site: dict, out_dir: Path) -> Path:
+    """Weights, record (the parent's, renamed, with the ``site`` block) and card, renamed into
+    ``out_dir`` at the end."""
+    import json
+
+    from ..models.registry import save_weights
+    from .card import model_card
+
+    out_dir = Path(out_dir)
+    staged = out_dir.with_name(f".partial-{os.getpid()}-{out_dir.name}")
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    try:
+        record = json.loads((parent.folder / f"{parent.task}.json").read_text(encoding="utf-8"))
+        record["name"] = f"{parent.name}-site-{site['created'][:10]}"
+        record["sha256"] = save_weights(model, staged / record["weights"])
+        record["site"] = site
+        (staged / f"{parent.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        (staged / f"{parent.task}.md").write_text(model_card(record), encoding="utf-8")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked before training)
+        staged.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return out_dir
