@@ -4,8 +4,10 @@ The site has none of SpineAI's training data, so forgetting is held off with wha
 site has: every batch is half site patches, half patches of the bundled rehearsal set (real crops
 of the shipped model's training scans, ``rehearsal``; the lesion and tumour tasks paint their
 targets into them as their shipped training did; the dural sac network rehearses on the canal
-phantoms it was trained on), and an L2 penalty pulls the weights towards the starting ones (L2-SP,
-Li et al., ICML 2018). Training runs for a wall-clock budget with a cosine learning rate over it.
+phantoms it was trained on), an L2 penalty pulls the weights towards the starting ones (L2-SP,
+Li et al., ICML 2018), and BatchNorm keeps its running statistics (a few small site batches would
+otherwise shift them for every scan). Training runs for a wall-clock budget with a cosine learning
+rate over it.
 
 With three or more cases a fifth of them (at least one) is held back to measure the model before
 and after; with fewer, the before/after figures are on the cases trained on: a fit check, said so
@@ -113,6 +115,9 @@ def fit(model, feed: Batches, seconds: float, device, progress=None, should_canc
     import torch
 
     model.to(device).train()
+    for layer in model.modules():  # BatchNorm keeps the statistics it learnt: a few site batches must not move them
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.eval()
     anchor = [p.detach().clone() for p in model.parameters()]
     optimiser = torch.optim.AdamW(model.parameters(), lr=PEAK_LEARNING_RATE, weight_decay=0.0)
     rng = np.random.default_rng(seed)

@@ -166,7 +166,7 @@ def _first_result(sidecar_path, labels: sitk.Image) -> dict:
     first = Path(sidecar_path).parent / sidecar.get("outputs", {}).get("mask", "")
     edited = "unknown"
     if first.is_file():
-        same = np.array_equal(sitk.GetArrayViewFromImage(read_image(first)), sitk.GetArrayViewFromImage(labels))
+        same = np.array_equal(sitk.GetArrayFromImage(read_image(first)), sitk.GetArrayViewFromImage(labels))
         edited = "no" if same else "yes"
     return {"model": model, "model_sha256": sha, "edited": edited}
 
