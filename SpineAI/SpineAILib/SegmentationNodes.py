@@ -83,6 +83,17 @@ def setSegmentsFromMask(
                 segmentMask(mask, labelValue).astype(np.uint8), segmentationNode, style.segmentId, volumeNode
             )
     segmentationNode.SetAttribute(DIGEST_ATTRIBUTE, contentDigest(segmentationNode, volumeNode))
+    showSurfaces(segmentationNode)
+
+
+def showSurfaces(segmentationNode) -> None:
+    """Make the segments' 3D surfaces (closed surface representation, kept in step with the label maps
+    by Slicer as the user edits) and show them in the 3D views."""
+    segmentationNode.CreateClosedSurfaceRepresentation()
+    displayNode = segmentationNode.GetDisplayNode()
+    if displayNode is not None:
+        displayNode.SetVisibility3D(True)
+        displayNode.SetPreferredDisplayRepresentationName3D("Closed surface")
 
 
 def contrastNote(segmentationNode) -> str:
