@@ -3,6 +3,8 @@
 Run ``QT_QPA_PLATFORM=offscreen python Resources/make_icons.py`` from the repository root; it writes
 the extension icon (Resources/SpineAI.png) and the module icon (SpineAI/Resources/Icons/SpineAI.png),
 both 128x128 with a transparent background. The cord is drawn in its terminology colour (244, 214, 49).
+It also writes the Sample Data thumbnail of the bundled scan (SpineAI/Resources/Icons/SpineAISampleT2.png):
+its middle sagittal slice, superior up and anterior left, at the scan's physical aspect ratio.
 """
 
 import math
@@ -54,8 +56,28 @@ def draw() -> QImage:
     return image
 
 
+def sample_thumbnail(height: int = 192) -> QImage:
+    """The bundled T2's middle sagittal slice, windowed to its 1st-99th percentile."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    image = sitk.DICOMOrient(sitk.ReadImage(str(ROOT / "SpineAI" / "spineai" / "sample" / "t2.nii.gz")), "PIL")
+    array = sitk.GetArrayFromImage(image)  # [L, I, P]: a slice has superior at row 0, anterior at column 0
+    plane = array[array.shape[0] // 2].astype(float)
+    low, high = np.percentile(plane, (1, 99))
+    grey = np.ascontiguousarray((np.clip((plane - low) / (high - low), 0, 1) * 255).astype(np.uint8))
+    rows, columns = grey.shape
+    picture = QImage(grey.data, columns, rows, columns, QImage.Format_Grayscale8).copy()
+    spacing_p, spacing_i = image.GetSpacing()[:2]
+    width = round(height * (columns * spacing_p) / (rows * spacing_i))
+    return picture.scaled(width, height, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+
+
 if __name__ == "__main__":
     app = QGuiApplication([])
+    thumbnail = ROOT / "SpineAI" / "Resources" / "Icons" / "SpineAISampleT2.png"
+    assert sample_thumbnail().save(str(thumbnail)), thumbnail
+    print(thumbnail)
     icon = draw()
     for path in (ROOT / "Resources" / "SpineAI.png", ROOT / "SpineAI" / "Resources" / "Icons" / "SpineAI.png"):
         path.parent.mkdir(parents=True, exist_ok=True)

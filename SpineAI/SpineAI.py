@@ -2,11 +2,15 @@
 
 This file only wires the panel (Resources/UI/SpineAI.ui) to the logic in SpineAILib, which imports
 no Qt and is tested outside Slicer on real MRML (Testing/module, see docs/slicer-module.md).
-Segmentation runs in the background: SegmentationJob starts the engine in a separate process and
+Segmentation and package installation run in the background: a job starts a separate process and
 the panel polls it from a QTimer, so Slicer stays responsive and Cancel stops the run at once.
+Every click that fails ends in a message in the panel and the log (SpineAILib.PanelActions).
+
+Slicer older than 5.10 (Python 3.9) loads only the version check below and shows its one line.
 """
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -23,15 +27,30 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from SpineAILib import JobState, SegmentationJob
-from SpineAILib import SpineAILogic as EngineLogic
-from SpineAILib.LevelPoints import LEVELS_REFERENCE
-from SpineAILib.Logic import needsLevels, taskLabel
-from SpineAILib.MeasurementTable import CHART_REFERENCE, tableFlags
-from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, contrastNote, referenceVolume
-from SpineAILib.Terminology import stylesForTask
+from SpineAILib.Compatibility import runningSlicerVersion, slicerVersionProblem
 
-from spineai.errors import Cancelled, SpineAIError
+VERSION_PROBLEM = slicerVersionProblem(runningSlicerVersion(slicer.app))
+
+if VERSION_PROBLEM is None:
+    # The rest needs Slicer >= 5.10 and its Python: not imported where it could not run.
+    from SpineAILib import JobState, SegmentationJob
+    from SpineAILib import SpineAILogic as EngineLogic
+    from SpineAILib.Dependencies import DependencyError
+    from SpineAILib.LevelPoints import LEVELS_REFERENCE
+    from SpineAILib.Logic import needsLevels, taskLabel
+    from SpineAILib.MeasurementTable import CHART_REFERENCE, tableFlags
+    from SpineAILib.PanelActions import runGuarded
+    from SpineAILib.ResultsView import showResults
+    from SpineAILib.SampleScan import registerSampleData
+    from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, contrastNote, referenceVolume
+    from SpineAILib.Terminology import stylesForTask
+
+    from spineai.errors import Cancelled
+else:
+    logging.error(VERSION_PROBLEM)
+    EngineLogic = object  # never instantiated: the panel shows VERSION_PROBLEM instead
+
+DOCUMENTATION_URL = "https://github.com/spineai/SlicerSpineAI/blob/main/docs/slicer-module.md"  # EXTENSION_HOMEPAGE
 
 
 class SpineAI(ScriptedLoadableModule):
@@ -40,7 +59,7 @@ class SpineAI(ScriptedLoadableModule):
         self.parent.title = _("SpineAI")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = []
-        self.parent.contributors = ["SpineAI contributors"]
+        self.parent.contributors = ["SpineAI contributors"]  # as EXTENSION_CONTRIBUTORS in CMakeLists.txt
         self.parent.helpText = _(
             "Deep-learning analysis of spine MRI. Select a scan and click <b>Segment cord</b>: the spinal cord "
             "is segmented (standard SNOMED CT terminology), measured slice by slice (cross-sectional area, "
@@ -55,10 +74,18 @@ class SpineAI(ScriptedLoadableModule):
             "Edit the segmentation in Segment Editor (or move a level point) and click "
             "<b>Update measurements</b>; export the table as CSV."
         )
+        self.parent.helpText += " " + _(
+            'Sample data: "SpineAI cervical T2" in the Sample Data module. Documentation, step by step: '
+            '<a href="{url}">SpineAI in 3D Slicer</a>.'
+        ).format(url=DOCUMENTATION_URL)
+        if VERSION_PROBLEM:
+            self.parent.helpText = f"<b>{VERSION_PROBLEM}</b><br>" + self.parent.helpText
         self.parent.acknowledgementText = _(
             "The cord morphometry follows the Spinal Cord Toolbox (sct_process_segmentation). The bundled sample "
             "scan comes from the Spinal Cord Toolbox test data (MIT licence)."
         )
+        if VERSION_PROBLEM is None:
+            slicer.app.connect("startupCompleted()", registerSampleData)
 
 
 @parameterNodeWrapper
@@ -77,7 +104,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self.job = None
+        self.job = None  # the running SegmentationJob or InstallJob, polled by pollTimer
         self.taskButtons = {}
         self._parameterNode = None
         self._parameterNodeGuiTag = None
@@ -87,6 +114,12 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        if VERSION_PROBLEM:
+            label = qt.QLabel(VERSION_PROBLEM)
+            label.wordWrap = True
+            self.layout.addWidget(label)
+            self.layout.addStretch(1)
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpineAI.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -103,7 +136,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def addTaskSections(self) -> None:
-        """One section with one button per task, from the task list (SegmentTerminology.csv x engine).
+        """One section with one button per task, from the task list (the engine's terminology table x its tasks).
 
         The section of a task that works at disc levels (stenosis) also holds the level point list selector.
         """
@@ -129,7 +162,8 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        if not VERSION_PROBLEM:
+            self.initializeParameterNode()
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -160,8 +194,11 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
             self.updateButtons()
 
+    def busy(self) -> bool:
+        return self.job is not None and self.job.state is JobState.RUNNING
+
     def updateButtons(self, caller=None, event=None) -> None:
-        running = self.job is not None and self.job.state is JobState.RUNNING
+        running = self.busy()
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
         for button in self.taskButtons.values():
             button.enabled = hasInput and not running
@@ -177,33 +214,76 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.value = 0
         self.updateButtons()
 
-    # --- running a task ------------------------------------------------------------------------
+    # --- clicks: every failure ends in a message; missing packages lead to the installation ----
 
-    def onSegment(self, task: str) -> None:
-        if self.job is not None and self.job.state is JobState.RUNNING:
+    def runClick(self, name: str, action, retry) -> None:
+        """Run one click's ``action``; a DependencyError with packages missing offers the installation,
+        after which ``retry`` runs the click again; any other failure is shown in the panel."""
+
+        def onError(error) -> None:
+            if isinstance(error, DependencyError) and self.logic.dependencies.missing():
+                runGuarded(lambda: self.startInstallation(retry), self.showMessage, _("Installing packages"))
+            else:
+                self.showMessage(error)
+
+        runGuarded(action, onError, name)
+
+    def startInstallation(self, then) -> None:
+        job = self.logic.dependencies.startInstall(
+            lambda question: slicer.util.confirmOkCancelDisplay(question, "SpineAI")
+        )
+        if job is None:  # installed meanwhile
+            then()
             return
-        try:
-            if self.logic.dependencies.missing():
-                self.logic.installDependencies(lambda question: slicer.util.confirmOkCancelDisplay(question, "SpineAI"))
-            levelsNode = self._parameterNode.levelPoints if needsLevels(task) else None
-            job = SegmentationJob(
-                self.logic, self._parameterNode.inputVolume, task, self._parameterNode.device, levelsNode=levelsNode
-            )
-            job.progressChanged.connect(self.onProgress)
-            job.finished.connect(self.onFinished)
-            job.failed.connect(self.onFailed)
-            job.start()
-        except SpineAIError as error:
-            self.showMessage(error)
-            return
+        job.progressChanged.connect(self.onInstallProgress)
+        job.finished.connect(lambda: self.onInstalled(then))
+        job.failed.connect(self.onFailed)
+        self.startPolling(job, _("Installing Python packages (Slicer stays usable)..."))
+
+    def onInstallProgress(self, fraction: float, text: str) -> None:
+        self.ui.progressBar.value = round(100 * fraction)
+        self.ui.statusLabel.text = _("Installing Python packages: {text}").format(text=text)
+
+    def onInstalled(self, then) -> None:
+        self.showRunning(False)
+        self.ui.statusLabel.text = _("Python packages installed.")
+        runGuarded(then, self.showMessage, _("After installation"))
+
+    def startPolling(self, job, status: str) -> None:
         self.job = job
-        self.ui.statusLabel.text = _("Segmenting {task}...").format(task=taskLabel(task))
+        self.ui.statusLabel.text = status
         self.showRunning(True)
         self.pollTimer.start()
 
     def onPoll(self) -> None:
-        if self.job is None or self.job.poll() is not JobState.RUNNING:
+        job = self.job
+        if job is None:
             self.pollTimer.stop()
+            return
+        state = runGuarded(job.poll, self.onFailed, _("Background run")) and job.state
+        # A finished installation may have started the run it was installed for: keep polling that one.
+        if self.job is job and state is not JobState.RUNNING:
+            self.pollTimer.stop()
+            self.updateButtons()
+
+    # --- running a task ------------------------------------------------------------------------
+
+    def onSegment(self, task: str) -> None:
+        if self.busy():
+            return
+        name = _("Segment {task}").format(task=taskLabel(task))
+        self.runClick(name, lambda: self.startSegmentation(task), lambda: self.onSegment(task))
+
+    def startSegmentation(self, task: str) -> None:
+        levelsNode = self._parameterNode.levelPoints if needsLevels(task) else None
+        job = SegmentationJob(
+            self.logic, self._parameterNode.inputVolume, task, self._parameterNode.device, levelsNode=levelsNode
+        )
+        job.progressChanged.connect(self.onProgress)
+        job.finished.connect(self.onFinished)
+        job.failed.connect(self.onFailed)
+        job.start()
+        self.startPolling(job, _("Segmenting {task}...").format(task=taskLabel(task)))
 
     def onProgress(self, fraction: float) -> None:
         self.ui.progressBar.value = round(100 * fraction)
@@ -223,12 +303,17 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "Disc levels: {name} (move a point, then Update measurements; segment again with it chosen "
                 "to segment at the moved levels)."
             ).format(name=levelsNode.GetName())
-        if tableNode is not None:
-            chart = tableNode.GetNodeReference(CHART_REFERENCE)
-            if chart is not None:
-                slicer.modules.plots.logic().ShowChartInLayout(chart)
+        runGuarded(lambda: self.showResultViews(tableNode), self.showMessage, _("Showing the results"))
 
-    def onFailed(self, error: SpineAIError) -> None:
+    def showResultViews(self, tableNode) -> None:
+        """The scan, the 3D surface, the CSA plot and the table in the SpineAI results layout."""
+        chart = tableNode.GetNodeReference(CHART_REFERENCE) if tableNode is not None else None
+        if showResults(slicer.mrmlScene, slicer.app.applicationLogic(), tableNode, chart):
+            layoutManager = slicer.app.layoutManager()
+            if layoutManager is not None and layoutManager.threeDViewCount:
+                layoutManager.threeDWidget(0).threeDView().resetFocalPoint()
+
+    def onFailed(self, error) -> None:
         self.showRunning(False)
         self.showMessage(error)
 
@@ -250,6 +335,11 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- results -------------------------------------------------------------------------------
 
     def onUpdateMeasurements(self) -> None:
+        if self.busy():
+            return
+        self.runClick(_("Update measurements"), self.updateMeasurements, self.onUpdateMeasurements)
+
+    def updateMeasurements(self) -> None:
         # Measure on the grid the segmentation was made on, for the task that made it.
         segmentationNode = self._parameterNode.segmentation
         volumeNode = self._parameterNode.inputVolume
@@ -257,13 +347,9 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if segmentationNode is not None:
             volumeNode = referenceVolume(segmentationNode) or volumeNode
             task = segmentationNode.GetAttribute(TASK_ATTRIBUTE) or task
-        try:
-            self._parameterNode.table = self.logic.updateMeasurements(
-                segmentationNode, volumeNode, task, levelsNode=self._parameterNode.levelPoints
-            )
-        except SpineAIError as error:
-            self.showMessage(error)
-            return
+        self._parameterNode.table = self.logic.updateMeasurements(
+            segmentationNode, volumeNode, task, levelsNode=self._parameterNode.levelPoints
+        )
         self.ui.statusLabel.text = _("Measurements updated from {name}.").format(name=segmentationNode.GetName())
         self.ui.statusLabel.text += self.resultNotes(segmentationNode, self._parameterNode.table)
 
@@ -277,16 +363,15 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return (" " + _("Notes: {notes}.").format(notes="; ".join(notes))) if notes else ""
 
     def onExportCSV(self) -> None:
+        runGuarded(self.exportCSV, self.showMessage, _("Export CSV"))
+
+    def exportCSV(self) -> None:
         tableNode = self._parameterNode.table
         suggested = str(Path(slicer.app.defaultScenePath) / f"{tableNode.GetName()}.csv")
         path = qt.QFileDialog.getSaveFileName(self.parent, _("Export measurements"), suggested, "CSV (*.csv)")
         if not path:
             return
-        try:
-            written = self.logic.exportCSV(tableNode, path)
-        except (SpineAIError, OSError) as error:
-            self.showMessage(error)
-            return
+        written = self.logic.exportCSV(tableNode, path)
         self.ui.statusLabel.text = _("Saved {path}").format(path=written)
 
 
@@ -308,20 +393,29 @@ class SpineAITest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_SegmentAndMeasureSample()
-        self.setUp()
-        self.test_BackgroundRunAndCancel()
+        for test in (self.test_SampleData, self.test_SegmentAndMeasureSample, self.test_BackgroundRunAndCancel):
+            self.setUp()
+            test()
 
     def _sample(self):
-        from spineai.sample import T2
+        from SpineAILib.SampleScan import loadSample
 
-        return slicer.util.loadVolume(str(T2))
+        return loadSample()
+
+    def test_SampleData(self):
+        import SampleData
+        from SpineAILib.SampleScan import CATEGORY, NODE_NAME, SAMPLE_NAME
+
+        sources = SampleData.SampleDataLogic.sampleDataSourcesByCategory(CATEGORY)
+        self.assertEqual([source.sampleName for source in sources], [SAMPLE_NAME])
+        volume = SampleData.downloadSample(SAMPLE_NAME)
+        self.assertEqual(volume.GetName(), NODE_NAME)
+        self.assertEqual(volume.GetImageData().GetDimensions(), self._sample().GetImageData().GetDimensions())
 
     def test_SegmentAndMeasureSample(self):
         self.delayDisplay("Segmenting the bundled sample scan")
         logic = SpineAILogic()
-        logic.dependencies.requireInstalled()  # a clear failure when torch & co. are missing
+        logic.dependencies.requireInstalled()  # a clear failure when the engine's packages are missing
         volume = self._sample()
         segmentationNode, tableNode = logic.segment(volume, task="cord", device="auto")
         segment = segmentationNode.GetSegmentation().GetSegment("spinal_cord")
@@ -332,9 +426,14 @@ class SpineAITest(ScriptedLoadableModuleTest):
         path = Path(slicer.app.temporaryPath) / "SpineAI-selftest.csv"
         self.assertEqual(logic.exportCSV(tableNode, path), path)
         self.assertTrue(path.read_text().startswith("Slice (I->S),"))
+        chart = tableNode.GetNodeReference(CHART_REFERENCE)
+        self.assertTrue(showResults(slicer.mrmlScene, slicer.app.applicationLogic(), tableNode, chart))
+        tableViews = slicer.util.getNodesByClass("vtkMRMLTableViewNode")
+        self.assertIn(tableNode.GetID(), [view.GetTableNodeID() for view in tableViews])
         self.delayDisplay("Test passed")
 
     def test_BackgroundRunAndCancel(self):
+        import os
         import time
 
         logic = SpineAILogic()
@@ -349,7 +448,13 @@ class SpineAITest(ScriptedLoadableModuleTest):
         nodes = slicer.mrmlScene.GetNumberOfNodes()
         job = SegmentationJob(logic, volume, "cord", "auto")
         job.start()
+        while job.workerPid is None and job.poll() is JobState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the engine's own process (PythonSlicer's child) has reported
         job.cancel()
         self.assertIs(job.state, JobState.CANCELLED)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
+        if os.name == "posix" and job.workerPid is not None:
+            time.sleep(1)
+            with self.assertRaises(ProcessLookupError):  # the interpreter under the launcher is gone too
+                os.kill(job.workerPid, 0)
         self.delayDisplay("Test passed")

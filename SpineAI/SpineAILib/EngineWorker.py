@@ -4,7 +4,8 @@ Started by ``EngineProcess``; imports only the engine (no Slicer, no Qt). ``--le
 (stenosis task): the disc levels as a JSON list of the engine's level records (``level``,
 ``point_lps_mm``, ``normal_lps``, ``source``), passed as the task's disc levels; the levels the engine
 used come back in the sidecar (``disc_levels``). Reports on stdout, one JSON
-object per line: ``{"progress": 0.42}`` while running, then ``{"done": <sidecar>}`` or
+object per line: ``{"pid": 1234}`` first (this interpreter's process, which under Slicer's
+PythonSlicer launcher is the launcher's child), ``{"progress": 0.42}`` while running, then ``{"done": <sidecar>}`` or
 ``{"error": "<message>"}``. The mask is written all-or-nothing, so a killed run leaves no file.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default=None, help="name used in error messages (the volume node's name)")
     parser.add_argument("--levels", type=Path, default=None, help="stenosis: disc levels, JSON level records")
     args = parser.parse_args(argv)
+    report(pid=os.getpid())
     try:
         from spineai.errors import SpineAIError
         from spineai.io import OutputSet, read_image

@@ -32,7 +32,7 @@ from spineai.errors import InputError, SpineAIError
 from spineai.tasks import TASKS
 
 from . import LevelPoints, MeasurementTable, SegmentationNodes
-from .Dependencies import DependencyInstaller
+from .Dependencies import DependencyInstaller, missingModuleError
 from .Measurements import MEASUREMENTS, presentColumns
 from .SceneTransaction import sceneTransaction
 from .Terminology import stylesForTask, tasksInFile
@@ -58,7 +58,8 @@ def taskLabel(task: str) -> str:
 
 
 def engineTasks() -> dict:
-    """The engine's task registry: no network runtime is imported to list it."""
+    """The engine's task registry, which imports neither the network runtime nor the networks
+    (so opening the panel stays fast and a broken GPU library cannot stop it from building)."""
     from spineai.tasks import TASKS as registered
 
     return registered
@@ -76,7 +77,7 @@ class SpineAILogic:
         """Tasks with terminology lines that the installed engine provides, in the terminology file's order."""
         try:
             provided = engineTasks()
-        except ImportError:  # torch & co. not installed yet: offer every task, installation comes on click
+        except Exception:  # an engine that cannot be read: offer every task, the click says what is wrong
             return tasksInFile()
         return [task for task in tasksInFile() if task in provided]
 
@@ -92,7 +93,16 @@ class SpineAILogic:
         return engineDevice
 
     def installDependencies(self, confirm: Callable[[str], bool]) -> None:
+        """Install what segmenting needs and wait (for scripts; the panel installs in the background)."""
         self.dependencies.install(confirm)
+
+    def ensureTrainingPackages(self, confirm: Callable[[str], bool]):
+        """Start installing what fine-tuning needs (torch on top of the inference packages), after asking.
+
+        Returns the running ``InstallJob`` (poll it from a timer, as the panel does), or None when
+        everything is installed already; raises DependencyError when the user declines.
+        """
+        return DependencyInstaller.training().startInstall(confirm)
 
     # --- segmentation --------------------------------------------------------------------------
 
@@ -199,6 +209,13 @@ class SpineAILogic:
         spec = MEASUREMENTS.get(task)
         if spec is None:
             return None
+        self.dependencies.requireInstalled()  # measuring imports the engine's code: same packages as segmenting
+        try:
+            return self._measure(segmentationNode, volumeNode, task, spec, levelsNode)
+        except ImportError as error:  # installed but not importable (e.g. a broken or half-done installation)
+            raise missingModuleError(error, "measuring") from error
+
+    def _measure(self, segmentationNode, volumeNode, task, spec, levelsNode):
         arguments = []
         if spec.needsLevels:
             levelsNode = segmentationNode.GetNodeReference(LevelPoints.LEVELS_REFERENCE) or levelsNode
@@ -225,6 +242,9 @@ class SpineAILogic:
                 )
                 SegmentationNodes.placeBesideVolume(tableNode, volumeNode)
                 segmentationNode.SetNodeReferenceID(TABLE_REFERENCE, tableNode.GetID())
+            # An edit drops the segment's 3D surface: rebuild it with the measurements, so the 3D view
+            # shows what was measured.
+            SegmentationNodes.showSurfaces(segmentationNode)
             MeasurementTable.fillTable(tableNode, rows, presentColumns(spec, rows), spec.units())
             MeasurementTable.setFlags(tableNode, flags)
             if created and spec.chart is not None:

@@ -11,7 +11,6 @@ The temporary folder is removed in every outcome, and a cancelled or failed run 
 
 from __future__ import annotations
 
-import enum
 import json
 import shutil
 import tempfile
@@ -21,17 +20,10 @@ import SimpleITK as sitk
 
 from spineai.errors import Cancelled, SpineAIError
 
-from .EngineProcess import EngineProcess
+from .EngineProcess import EngineProcess, JobState
 from .LevelPoints import levelRecords
 from .Signal import Signal
 from .VolumeConversion import volumeToImage
-
-
-class JobState(enum.Enum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class EngineResult:
@@ -55,6 +47,7 @@ class SegmentationJob:
         self.state: JobState | None = None
         self.progress = 0.0
         self.log: list[str] = []
+        self.workerPid: int | None = None  # the engine's own process (under PythonSlicer: the launcher's child)
         self.progressChanged = Signal()  # (fraction 0..1)
         self.finished = Signal()  # (segmentationNode, tableNode or None)
         self.failed = Signal()  # (SpineAIError); Cancelled when the user cancelled
@@ -125,6 +118,8 @@ class SegmentationJob:
             self._error = str(event["error"])
         elif "done" in event:
             self._sidecar, self._segments = event["done"], event.get("segments", [])
+        elif "pid" in event:
+            self.workerPid = int(event["pid"])
         elif "log" in event:
             self.log.append(event["log"])
 

@@ -60,7 +60,7 @@ def setSegmentsFromMask(
 ) -> None:
     """One coded, coloured segment per (label value, name) of ``segments``, from the label map ``mask`` a[k, j, i].
 
-    ``segmentMask(mask, value)`` is where a segment is (the task's ``TaskInfo.segment_mask``: bit
+    ``segmentMask(mask, value)`` is where a segment is (the task's ``Task.segment_mask``: bit
     flags for overlapping segments). Each segment is imported on its own; Slicer moves a segment
     that overlaps another into a separate labelmap layer, so both keep the shared voxels.
     """
@@ -83,6 +83,17 @@ def setSegmentsFromMask(
                 segmentMask(mask, labelValue).astype(np.uint8), segmentationNode, style.segmentId, volumeNode
             )
     segmentationNode.SetAttribute(DIGEST_ATTRIBUTE, contentDigest(segmentationNode, volumeNode))
+    showSurfaces(segmentationNode)
+
+
+def showSurfaces(segmentationNode) -> None:
+    """Make the segments' 3D surfaces (closed surface representation, kept in step with the label maps
+    by Slicer as the user edits) and show them in the 3D views."""
+    segmentationNode.CreateClosedSurfaceRepresentation()
+    displayNode = segmentationNode.GetDisplayNode()
+    if displayNode is not None:
+        displayNode.SetVisibility3D(True)
+        displayNode.SetPreferredDisplayRepresentationName3D("Closed surface")
 
 
 def contrastNote(segmentationNode) -> str:

@@ -8,6 +8,7 @@ module's own code runs unchanged on a real scene.
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 
@@ -78,12 +79,33 @@ class _CoreIOManager:
         return bool(storageNode.WriteData(node))
 
 
+class _ProcessEnvironment:
+    """The part of QProcessEnvironment that slicer.util.startupEnvironment reads."""
+
+    def __init__(self, variables: dict):
+        self._variables = dict(variables)
+
+    def keys(self):
+        return list(self._variables)
+
+    def value(self, name):
+        return self._variables[name]
+
+
 class _App:
-    """Stand-in for slicer.app: the application logic, the IO manager, and not in testing mode."""
+    """Stand-in for slicer.app: the application logic, the IO manager, the environment Slicer was
+    started with (``startupEnvironment``; tests may replace ``startupVariables``), version 5.13, and
+    not in testing mode."""
+
+    majorVersion, minorVersion = 5, 13
 
     def __init__(self, scene, appLogic, modules):
         self._appLogic = appLogic
         self._ioManager = _CoreIOManager(scene, modules)
+        self.startupVariables = dict(os.environ)
+
+    def startupEnvironment(self):
+        return _ProcessEnvironment(self.startupVariables)
 
     def applicationLogic(self):
         return self._appLogic

@@ -1,12 +1,17 @@
 """Background runs: the engine in a separate process, progress, Cancel, failures; results as in-process."""
 
+import os
+import signal
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
 from SpineAILib import JobState, SegmentationJob, SpineAILogic
+from SpineAILib.EngineProcess import MODULE_DIR, BackgroundProcess, EngineProcess, popenOptions
 from SpineAILib.SceneTransaction import nodeIDs
 from SpineAILib.VolumeConversion import volumeToImage
 
@@ -106,3 +111,92 @@ def test_bad_input_is_refused_before_any_process_starts(mrml):
     with pytest.raises(InputError, match="no volume selected"):
         job.start()
     assert process.started is None and job.state is None
+
+
+# --- the process tree under a launcher, Windows options, Slicer's startup environment ------------
+
+FAKE_LAUNCHER = Path(__file__).resolve().parent / "fake_launcher.py"
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie waiting to be reaped has stopped computing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_terminating_only_the_launcher_would_leave_the_engine_running():
+    """The problem Cancel must solve: the launcher's child outlives the launcher."""
+    process = BackgroundProcess()
+    child = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+    process.startCommand([sys.executable, str(FAKE_LAUNCHER), sys.executable, "-c", child])
+    lines = []
+    assert wait_until(lambda: lines.extend(process.lines()) or lines)
+    child_pid = int(lines[0])
+    assert parent_of(child_pid) == process.pid
+    process._process.terminate()  # what Cancel did before: the launcher only
+    process._process.wait()
+    try:
+        assert not wait_until(lambda: not alive(child_pid), timeout=1.0)  # still computing
+    finally:
+        process.cancel()
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_cancel_stops_the_engine_under_a_launcher(t2_volume):
+    process = EngineProcess(python=[sys.executable, str(FAKE_LAUNCHER), sys.executable])
+    job = SegmentationJob(SpineAILogic(), t2_volume, "cord", "cpu", process=process)
+    seen = Recorder(job)
+    job.start()
+    assert wait_until(lambda: job.poll() is JobState.RUNNING and job.workerPid is not None, timeout=60)
+    worker = job.workerPid
+    assert worker != process.pid and parent_of(worker) == process.pid  # the engine is the launcher's child
+    job.cancel()
+    assert job.state is JobState.CANCELLED and isinstance(seen.failed[0], Cancelled)
+    assert wait_until(lambda: not alive(worker) and not alive(process.pid), timeout=5)
+
+
+def test_background_processes_lead_their_own_group_and_windows_hides_the_console():
+    process = BackgroundProcess()
+    process.startCommand([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert os.getpgid(process.pid) == process.pid != os.getpgid(0)  # killTree can stop its whole group
+    finally:
+        process.cancel()
+    assert not process.running
+    windows = popenOptions("win32")
+    assert windows["creationflags"] & 0x08000000  # CREATE_NO_WINDOW: no console opens at each run
+    assert windows["creationflags"] & 0x00000200  # CREATE_NEW_PROCESS_GROUP
+    assert popenOptions("linux") == {"start_new_session": True}
+
+
+def test_the_engine_runs_in_slicers_startup_environment(mrml, monkeypatch):
+    """Slicer's launcher adds its paths to Slicer's environment; PythonSlicer adds them again, so the
+    engine gets the environment Slicer started with (slicer.util.startupEnvironment), plus the module."""
+    monkeypatch.setenv("ADDED_BY_THE_LAUNCHER", "1")
+    slicer.app.startupVariables = {"PATH": os.environ["PATH"], "STARTED_WITH": "yes"}
+    show_environment = "import json, os, sys; print(json.dumps({'environment': dict(os.environ)}))"
+    process = EngineProcess(python=[sys.executable, "-c", show_environment])
+    process.start(Path("in.nrrd"), Path("out.nrrd"), "cord", "cpu", "scan")
+    assert wait_until(lambda: not process.running)
+    (event,) = [event for event in process.events() if "environment" in event]
+    environment = event["environment"]
+    assert environment["STARTED_WITH"] == "yes" and "ADDED_BY_THE_LAUNCHER" not in environment
+    assert environment["PYTHONPATH"].split(os.pathsep)[0] == str(MODULE_DIR)

@@ -1,14 +1,13 @@
 """Bad input, cancellation and dependency trouble: a clear SpineAIError and no half-made nodes."""
 
 import dataclasses
-import subprocess
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
 from SpineAILib import SpineAILogic
-from SpineAILib.Dependencies import DependencyError, DependencyInstaller, packageName, readRequirements
+from SpineAILib.Dependencies import DependencyError, DependencyInstaller
 from SpineAILib.SceneTransaction import nodeIDs
 
 from spineai.errors import Cancelled, InputError, SpineAIError
@@ -122,68 +121,3 @@ def test_missing_packages_are_named_before_anything_runs(t2_volume):
         r"not installed in Slicer: torch>=2\.2\. .*installDependencies",
     )
     assert calls == []
-
-
-def test_install_asks_first_and_a_refusal_installs_nothing():
-    installed = []
-    installer = DependencyInstaller(
-        isSatisfied=lambda requirement: False, pipInstall=installed.append, torchInstall=installed.append
-    )
-    questions = []
-    with pytest.raises(DependencyError, match="was declined"):
-        installer.install(lambda question: questions.append(question) or False)
-    assert installed == [] and "torch>=2.2" in questions[0] and "numpy and SimpleITK are not changed" in questions[0]
-
-
-def test_failing_pip_install_gives_a_clear_message_and_never_touches_numpy_or_simpleitk():
-    commands = []
-
-    def failing_pip(arguments):
-        commands.append(arguments)
-        constraints = arguments.split("--constraint")[1].strip().strip('"')
-        commands.append(open(constraints).read())
-        raise subprocess.CalledProcessError(1, "pip install")
-
-    installer = DependencyInstaller(
-        isSatisfied=lambda requirement: not requirement.startswith("scipy"),
-        pipInstall=failing_pip,
-        torchInstall=lambda requirement: None,
-    )
-    with pytest.raises(DependencyError, match=r"installing scipy>=1\.10 failed .*numpy and SimpleITK were not changed"):
-        installer.install(lambda question: True)
-    arguments, constraints = commands
-    assert arguments.startswith('"scipy>=1.10" --constraint')
-    assert f"numpy=={np.__version__}" in constraints.splitlines()
-    assert any(line.startswith("SimpleITK==") for line in constraints.splitlines())
-
-
-def test_torch_goes_through_pytorchutils_and_the_rest_through_pip():
-    installed, calls = set(), []
-
-    def pip(arguments):
-        calls.append(("pip", arguments))
-        installed.update(packageName(r) for r in readRequirements() if f'"{r}"' in arguments)
-
-    def torch(requirement):
-        calls.append(("torch", requirement))
-        installed.add("torch")
-
-    installer = DependencyInstaller(
-        isSatisfied=lambda r: packageName(r) in installed, pipInstall=pip, torchInstall=torch
-    )
-    installer.install(lambda question: True)
-    assert calls[0] == ("torch", "torch>=2.2")
-    assert calls[1][0] == "pip" and "torch" not in calls[1][1] and '"safetensors>=0.4"' in calls[1][1]
-    assert installer.missing() == []
-
-
-def test_requirements_match_the_engine_package():
-    from pathlib import Path
-
-    import tomllib
-
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
-    engine = set(pyproject["project"]["dependencies"]) - {
-        r for r in pyproject["project"]["dependencies"] if r.split(">")[0] in ("numpy", "SimpleITK")
-    }
-    assert set(readRequirements()) == engine

@@ -7,6 +7,7 @@ widget on one side only fails this test.
 """
 
 import ast
+import json
 import re
 import struct
 from pathlib import Path
@@ -113,15 +114,58 @@ def test_cmake_ships_every_module_file_and_the_engine():
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
 
 
-def test_extension_metadata_depends_on_pytorch():
+def cmake_set(text: str, variable: str) -> str:
+    return re.search(rf'set\({variable}\s+"([^"]*)"\)', text).group(1)
+
+
+def test_extension_metadata_is_complete_and_needs_no_other_extension():
     top = (REPO / "CMakeLists.txt").read_text()
-    assert "add_subdirectory(SpineAI)" in top and 'set(EXTENSION_DEPENDS "PyTorch")' in top
-    s4ext = dict(
-        line.split(" ", 1)
-        for line in (REPO / "SpineAI.s4ext").read_text().splitlines()
-        if line and not line.startswith("#") and " " in line
-    )
-    assert s4ext["depends"] == "PyTorch" and s4ext["category"] == "Segmentation"
+    assert "add_subdirectory(SpineAI)" in top and re.search(r"^project\(SpineAI\)", top, re.M)
+    assert cmake_set(top, "EXTENSION_DEPENDS") == "NA"  # segmenting needs no PyTorch extension
+    assert cmake_set(top, "EXTENSION_CATEGORY") == "Segmentation"
+    description = cmake_set(top, "EXTENSION_DESCRIPTION")
+    assert len(description) > 200 and "Requires 3D Slicer 5.10 or later" in description
+    urls = [cmake_set(top, "EXTENSION_ICONURL"), *cmake_set(top, "EXTENSION_SCREENSHOTURLS").split()]
+    assert len(urls) >= 3
+    for url in urls:  # raw files of the repository: each must exist here, as a PNG
+        prefix = "https://raw.githubusercontent.com/spineai/SlicerSpineAI/main/"
+        assert url.startswith(prefix), url
+        assert (REPO / url[len(prefix) :]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", url
+    module = (MODULE / "SpineAI.py").read_text()
+    contributors = cmake_set(top, "EXTENSION_CONTRIBUTORS")
+    assert f'self.parent.contributors = ["{contributors}"]' in module
+    # The help text links the documentation, which lives at the extension's homepage.
+    homepage = cmake_set(top, "EXTENSION_HOMEPAGE")
+    assert homepage.endswith("docs/slicer-module.md") and (REPO / "docs" / "slicer-module.md").is_file()
+    assert f'DOCUMENTATION_URL = "{homepage}"' in module and 'href="{url}"' in module
+
+
+def test_minimum_slicer_version_is_the_same_in_cmake_and_in_the_module():
+    from SpineAILib.Compatibility import MINIMUM_SLICER
+
+    top = (REPO / "CMakeLists.txt").read_text()
+    assert cmake_set(top, "SpineAI_MINIMUM_SLICER_VERSION") == "{}.{}".format(*MINIMUM_SLICER)
+    assert "VERSION_LESS SpineAI_MINIMUM_SLICER_VERSION" in top and "FATAL_ERROR" in top
+
+
+def test_extensions_index_catalog_entry():
+    """SpineAI.json in the form the Extensions Index takes (Slicer's catalog entry schema v1.0.2,
+    Schemas/slicer-extension-catalog-entry-schema-v1.0.2.json, and the index's own checks in
+    scripts/check_description_files.py: known category, https or git URL, 'Slicer' in the repository name)."""
+    entry = json.loads((REPO / "SpineAI.json").read_text())
+    schema_keys = {
+        "$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+        "build_dependencies": list, "dicom_support_rule": str, "build_subdirectory": str, "enabled": bool, "tier": int,
+    }  # fmt: skip
+    assert {"$schema", "category", "scm_url"} <= set(entry) <= set(schema_keys)
+    assert all(isinstance(entry[key], schema_keys[key]) for key in entry)
+    assert entry["$schema"].endswith("/Schemas/slicer-extension-catalog-entry-schema-v1.0.2.json#")
+    assert entry["scm_type"] in ("git", "local") and 1 <= entry["tier"] <= 5
+    assert entry["build_dependencies"] == []  # as EXTENSION_DEPENDS
+    top = (REPO / "CMakeLists.txt").read_text()
+    assert entry["category"] == cmake_set(top, "EXTENSION_CATEGORY")
+    assert entry["scm_url"].startswith("https://") and "slicer" in entry["scm_url"].rsplit("/", 1)[1].lower()
+    assert (REPO / "SpineAI.json").stem == re.search(r"^project\((\w+)\)", top, re.M).group(1)
 
 
 @pytest.mark.parametrize("path", ["Resources/SpineAI.png", "SpineAI/Resources/Icons/SpineAI.png"])
