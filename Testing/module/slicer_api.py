@@ -28,7 +28,8 @@ CODE = [MODULE / "SpineAI.py", *sorted((MODULE / "SpineAILib").glob("*.py"))]
 
 # Receivers whose CamelCase calls are not Slicer's: SimpleITK (module and images), the standard library.
 NOT_SLICER = {"sitk", "image", "subprocess", "threading", "queue", "csv", "argparse", "enum", "Path", "json", "numbers"}
-NOT_SLICER |= {"metadata", "errors", "levels", "slicer", "terminology"}  # importlib.metadata, spineai's (errors, levels, terminology), slicer.ScriptedLoadableModule
+# importlib.metadata, spineai's modules (errors, levels, terminology), slicer.ScriptedLoadableModule
+NOT_SLICER |= {"metadata", "errors", "levels", "slicer", "terminology"}
 SLICER_PREFIXES = ("vtkMRML", "vtkSegment", "vtkSlicer")
 CALL = re.compile(r"(\w+)\.([A-Z]\w*)\b")
 VTK_CLASS = re.compile(r"\b(vtk[A-Z]\w+)")

@@ -33,7 +33,9 @@ def add_learning_commands(commands) -> None:
     finetune = commands.add_parser("finetune", help="fine-tune the task's model on the site's corrected cases")
     finetune.add_argument("--task", choices=sorted(TASKS), required=True)
     add_site_argument(finetune)
-    finetune.add_argument("--out", type=Path, required=True, help="the new model folder (must not exist or be empty)")
+    finetune.add_argument(
+        "--out", type=Path, help="the new model folder (must not exist or be empty; default SITE/models/<task>-<time>)"
+    )
     finetune.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget of the training (default 5)")
     finetune.add_argument("--device", choices=DEVICES, default="auto")
     finetune.add_argument("--start", type=Path, help="a model folder to start from (default: the shipped model)")
@@ -77,10 +79,13 @@ def run_finetune(args) -> None:
 
     from ..cli import _progress_bar
     from .finetune import finetune
+    from .site import new_model_folder
 
+    site = _site(args)
+    out = args.out or new_model_folder(site, args.task)
     bar, update = _progress_bar(f"fine-tune {args.task}")
     with bar:
-        folder = finetune(args.task, _site(args), args.out, args.minutes, args.device, args.start, args.seed, update)
+        folder = finetune(args.task, site, out, args.minutes, args.device, args.start, args.seed, update)
     record = json.loads((folder / f"{args.task}.json").read_text(encoding="utf-8"))
     site = record["site"]
     print(f"spineai: {record['name']}: {site['steps']} steps in {site['seconds']} s on {site['device']}")

@@ -6,6 +6,7 @@
     SITE/cases/<task>/<case_id>/image.nii.gz    the scan, as NIfTI whatever it was given as
     SITE/cases/<task>/<case_id>/labels.nii.gz   the corrected label map (the task's label values)
     SITE/cases/<task>/<case_id>/levels.mrk.json the disc levels (tasks measured at disc levels)
+    SITE/models/<task>-<date>-<time>/      site models fine-tuned on them (``finetune``'s default)
 
 A case is named by its scan's content (voxels and geometry), so adding the same scan again for
 the same task replaces its correction, never duplicates it. Every file's sha256 is kept in the
@@ -106,18 +107,47 @@ def _check_files(site: Path, correction: Correction) -> None:
 def add_correction(
     site: Path, image_path, labels_path, task: str, sidecar_path=None, levels_path=None, contrast: str | None = None
 ) -> Correction:
-    """Check the scan and its corrected label map, then store them in ``site`` (replacing the same
-    scan's earlier correction for ``task``). Nothing in the site changes when a check fails."""
+    """Read and check a scan and its corrected label map (files), then ``add_case`` them."""
+    from ..measure.checks import check_label_map
+    from ..tasks import get_task
+
+    info = get_task(task)
+    read_site(site, check_files=False)  # a damaged manifest stops here, before the slow reads
+    image, labels = read_image(image_path), read_image(labels_path)
+    check_label_map(labels, info, labels_path, image)
+    levels = _read_levels(info, levels_path, labels_path)
+    first = _first_result(sidecar_path, labels)
+    contrast = contrast or guess_contrast(image_path, image)
+    return add_case(site, image, labels, task, str(Path(image_path).resolve()), first, levels, contrast)
+
+
+def add_case(
+    site: Path,
+    image: sitk.Image,
+    labels: sitk.Image,
+    task: str,
+    source: str,
+    first: dict | None = None,
+    levels: list | dict | None = None,
+    contrast: str | None = None,
+) -> Correction:
+    """Store a checked scan and its corrected label map in ``site``, replacing the same scan's earlier
+    correction for ``task``; nothing in the site changes when a check fails. ``first``: the model
+    that made the first result and whether it was edited (``model``, ``model_sha256``, ``edited``);
+    ``levels``: the disc levels (``LevelPoint`` list or Slicer markups) of a task measured at them."""
     from ..measure.checks import check_label_map
     from ..tasks import get_task
 
     info = get_task(task)
     site = Path(site)
-    existing = read_site(site, check_files=False)  # a damaged manifest stops here
-    image, labels = read_image(image_path), read_image(labels_path)
-    check_label_map(labels, info, labels_path, image)
-    levels = _read_levels(info, levels_path, labels_path)
-    first = _first_result(sidecar_path, labels)
+    existing = read_site(site, check_files=False)
+    check_label_map(labels, info, source, image)
+    if "disc_levels" in info.measure_needs and not levels:
+        raise InputError(source, f"a {task} correction needs its disc levels")
+    if isinstance(levels, list):
+        from ..stenosis.levels import level_markups
+
+        levels = level_markups(levels)
     case_id = scan_id(image)
     folder = Path("cases") / task / case_id
     correction = Correction(
@@ -126,18 +156,16 @@ def add_correction(
         image=str(folder / "image.nii.gz"),
         labels=str(folder / "labels.nii.gz"),
         levels=str(folder / "levels.mrk.json") if levels else "",
-        contrast=contrast or guess_contrast(image_path, image),
+        contrast=contrast or guess_contrast(source, image),
         plane=acquisition_plane(image),
         added=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        source=str(Path(image_path).resolve()),
+        source=source,
         sha256="",
-        **first,
+        **(first or {"model": "unknown", "model_sha256": "", "edited": "unknown"}),
     )
     staged = _stage_case(site, case_id, image, labels, levels)
-    sha = ":".join(
-        sha256_of(staged / name) for name in ("image.nii.gz", "labels.nii.gz", "levels.mrk.json")[: 2 + bool(levels)]
-    )
-    correction = Correction(**{**asdict(correction), "sha256": sha})
+    names = ("image.nii.gz", "labels.nii.gz", "levels.mrk.json")[: 2 + bool(levels)]
+    correction = Correction(**{**asdict(correction), "sha256": ":".join(sha256_of(staged / name) for name in names)})
     kept = [c for c in existing if (c.case_id, c.task) != (case_id, task)]
     _commit(site, staged, site / folder, kept + [correction])
     return correction
@@ -251,6 +279,25 @@ def write_manifest(site: Path, corrections: list[Correction]) -> None:
         writer.writeheader()
         writer.writerows(asdict(c) for c in corrections)
     os.replace(temporary, Path(site) / MANIFEST)
+
+
+def new_model_folder(site: Path, task: str) -> Path:
+    """Where a fine-tune of ``task`` writes by default: ``SITE/models/<task>-<UTC date>-<time>``."""
+    return Path(site) / "models" / f"{task}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def site_models(site: Path, task: str | None = None) -> list[dict]:
+    """The site's fine-tuned models (of ``task``), newest first: name, task, created, folder."""
+    found = []
+    for record_path in sorted((Path(site) / "models").glob("*/*.json")):
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            entry = {"name": record["name"], "task": record["task"], "created": record["site"]["created"]}
+        except (OSError, ValueError, KeyError):
+            continue  # not a site model record (or a damaged one): not offered
+        if task is None or entry["task"] == task:
+            found.append(entry | {"folder": record_path.parent})
+    return sorted(found, key=lambda entry: entry["created"], reverse=True)
 
 
 def describe(corrections: list[Correction]) -> list[str]:
