@@ -40,6 +40,7 @@ def add_learning_commands(commands) -> None:
     finetune.add_argument("--device", choices=DEVICES, default="auto")
     finetune.add_argument("--start", type=Path, help="a model folder to start from (default: the shipped model)")
     finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--max-steps", type=int, help="stop after this many steps if the time is not up first")
     finetune.set_defaults(run=run_finetune)
 
 
@@ -85,7 +86,9 @@ def run_finetune(args) -> None:
     out = args.out or new_model_folder(site, args.task)
     bar, update = _progress_bar(f"fine-tune {args.task}")
     with bar:
-        folder = finetune(args.task, site, out, args.minutes, args.device, args.start, args.seed, update)
+        folder = finetune(
+            args.task, site, out, args.minutes, args.device, args.start, args.seed, update, max_steps=args.max_steps
+        )
     record = json.loads((folder / f"{args.task}.json").read_text(encoding="utf-8"))
     site = record["site"]
     print(f"spineai: {record['name']}: {site['steps']} steps in {site['seconds']} s on {site['device']}")

@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +30,23 @@ from ..errors import Cancelled, SpineAIError
 from .site import Correction, require_cases
 
 DEFAULT_MINUTES = 5.0
-PEAK_LEARNING_RATE = 5e-4  # a sixth of training's: the start is already good
-WARM_UP = 0.05  # of the budget
-SITE_SHARE = 0.5  # of each batch
-ANCHOR_WEIGHT = 1.0  # L2-SP: times the sum of squared distances to the starting weights
-BATCH_SIZE = 12
 PATCH_SIZE = 128
 REFRESH_STEPS = 100  # painted rehearsal targets are re-drawn this often
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fine-tune trains; the record keeps it."""
+
+    peak_learning_rate: float = 1e-3  # a third of training's: the start is already good
+    warm_up: float = 0.05  # of the budget
+    site_share: float = 0.5  # of each batch; the rest is rehearsal
+    anchor_weight: float = 0.01  # L2-SP: times the sum of squared distances to the starting weights
+    batch_size: int = 12
+    trainable: tuple[str, ...] = field(default=())  # parameter name prefixes trained; () = all
+
+
+RECIPE = Recipe()
 
 
 @dataclass
@@ -58,9 +68,12 @@ def finetune(
     seed: int = 0,
     progress=None,
     should_cancel=None,
+    recipe: Recipe = RECIPE,
+    max_steps: int | None = None,
 ) -> Path:
     """Fine-tune ``task``'s model (the shipped one, or the one in the folder ``start``) on the site's
-    cases of ``task`` for ``minutes``; write the new model folder ``out_dir`` and return it."""
+    cases of ``task`` for ``minutes`` (or ``max_steps``, whichever ends first); write the new model
+    folder ``out_dir`` and return it."""
     import torch
 
     from ..models.registry import MODELS_DIR, load_model, model_for_task
@@ -78,11 +91,12 @@ def finetune(
     torch.manual_seed(seed)
     model = load_model(parent).train()
     batches = _plane_batches if parent.out_channels > 1 else _slice_batches
-    feed = batches(info, parent, site, train_cases, held_back, seed)
+    feed = batches(info, parent, site, train_cases, held_back, seed, recipe)
     before = feed.score(model)
-    fitted = fit(model, feed, minutes * 60, device_of(device), progress, should_cancel, seed)
+    budget = Budget(minutes * 60, max_steps)
+    fitted = fit(model, feed, budget, recipe, device_of(device), progress, should_cancel, seed)
     after = feed.score(model.eval())
-    record = site_record(parent, cases, held_back, fitted, before, after, minutes)
+    record = site_record(parent, cases, held_back, fitted, before, after, minutes, recipe)
     return write_model_folder(model, parent, record, out_dir)
 
 
@@ -110,35 +124,54 @@ def device_of(device: str):
 # --- the loop ---------------------------------------------------------------------------------
 
 
-def fit(model, feed: Batches, seconds: float, device, progress=None, should_cancel=None, seed: int = 0) -> dict:
-    """Train for ``seconds`` of wall-clock time: cosine learning rate over the budget, L2-SP anchor."""
+@dataclass(frozen=True)
+class Budget:
+    """Wall-clock seconds, and optionally a number of steps: whichever ends first."""
+
+    seconds: float
+    steps: int | None = None
+
+    def fraction(self, elapsed: float, step: int) -> float:
+        done = elapsed / self.seconds
+        return max(done, step / self.steps) if self.steps else done
+
+
+def fit(
+    model, feed: Batches, budget: Budget, recipe: Recipe, device, progress=None, should_cancel=None, seed=0
+) -> dict:
+    """Train within ``budget``: cosine learning rate over it, L2-SP anchor, BatchNorm statistics kept."""
     import torch
 
     model.to(device).train()
     for layer in model.modules():  # BatchNorm keeps the statistics it learnt: a few site batches must not move them
         if isinstance(layer, torch.nn.BatchNorm2d):
             layer.eval()
-    anchor = [p.detach().clone() for p in model.parameters()]
-    optimiser = torch.optim.AdamW(model.parameters(), lr=PEAK_LEARNING_RATE, weight_decay=0.0)
+    trained = [p for name, p in model.named_parameters() if not recipe.trainable or name.startswith(recipe.trainable)]
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(not recipe.trainable or name.startswith(recipe.trainable))
+    anchor = [p.detach().clone() for p in trained]
+    optimiser = torch.optim.AdamW(trained, lr=recipe.peak_learning_rate, weight_decay=0.0)
     rng = np.random.default_rng(seed)
     started, steps, losses = time.perf_counter(), 0, []
-    while (elapsed := time.perf_counter() - started) < seconds:
+    while (fraction := budget.fraction(time.perf_counter() - started, steps)) < 1.0:
         if should_cancel and should_cancel():
             raise Cancelled()
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(elapsed / seconds)
+            group["lr"] = learning_rate(fraction, recipe)
         images, targets = (t.to(device) for t in feed.sample(rng))
-        drift = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
-        loss = feed.loss(model(images), targets) + ANCHOR_WEIGHT * drift
+        drift = sum(((p - a) ** 2).sum() for p, a in zip(trained, anchor, strict=True))
+        loss = feed.loss(model(images), targets) + recipe.anchor_weight * drift
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         steps += 1
         losses.append(loss.item())
         if progress:
-            progress(min(1.0, (time.perf_counter() - started) / seconds))
+            progress(min(1.0, budget.fraction(time.perf_counter() - started, steps)))
     model.cpu().eval()
-    drift = sum(float(((p.detach().cpu() - a.cpu()) ** 2).sum()) for p, a in zip(model.parameters(), anchor, strict=True))
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    drift = sum(float(((p.detach().cpu() - a.cpu()) ** 2).sum()) for p, a in zip(trained, anchor, strict=True))
     return {
         "steps": steps,
         "weight_drift": round(drift, 6),  # sum of squared distances to the starting weights (the L2-SP term)
@@ -148,16 +181,16 @@ def fit(model, feed: Batches, seconds: float, device, progress=None, should_canc
     }
 
 
-def learning_rate(fraction: float) -> float:
+def learning_rate(fraction: float, recipe: Recipe = RECIPE) -> float:
     """Linear warm-up, then cosine decay to zero at the end of the budget."""
-    warm = min(1.0, fraction / WARM_UP)
-    return PEAK_LEARNING_RATE * warm * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+    warm = min(1.0, fraction / recipe.warm_up)
+    return recipe.peak_learning_rate * warm * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
 
 
 # --- slice networks (cord, lesion, tumour) ----------------------------------------------------
 
 
-def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int) -> Batches:
+def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int, recipe: Recipe) -> Batches:
     import torch
     from torch.nn import functional as F
 
@@ -191,9 +224,9 @@ def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int) ->
         return state["rehearsal"]
 
     def sample(batch_rng):
-        n_site = int(round(SITE_SHARE * BATCH_SIZE))
+        n_site = int(round(recipe.site_share * recipe.batch_size))
         own = site_patches.sample(n_site, batch_rng)
-        kept = rehearsal_patches().sample(BATCH_SIZE - n_site, batch_rng)
+        kept = rehearsal_patches().sample(recipe.batch_size - n_site, batch_rng)
         images, masks = (torch.cat(pair) for pair in zip(own, kept, strict=True))
         return augment(images, masks, generator, invert_probability=invert)
 
@@ -275,7 +308,7 @@ def _rehearsal_dice(model, spec, cases) -> float:
 # --- plane networks (the dural sac) -----------------------------------------------------------
 
 
-def _plane_batches(info, spec, site: Path, train_cases, held_back, seed: int) -> Batches:
+def _plane_batches(info, spec, site: Path, train_cases, held_back, seed: int, recipe: Recipe) -> Batches:
     import torch
     from torch.nn import functional as F
 
@@ -290,13 +323,13 @@ def _plane_batches(info, spec, site: Path, train_cases, held_back, seed: int) ->
     classes = spec.out_channels
 
     def sample(batch_rng):
-        n_site = int(round(SITE_SHARE * BATCH_SIZE))
+        n_site = int(round(recipe.site_share * recipe.batch_size))
         chosen = [planes[i] for i in batch_rng.integers(len(planes), size=n_site)]
         own = (
             torch.from_numpy(np.stack([p for p, _ in chosen])[:, None]),
             torch.from_numpy(np.stack([c for _, c in chosen])),
         )
-        kept = phantoms(batch_rng, BATCH_SIZE - n_site)
+        kept = phantoms(batch_rng, recipe.batch_size - n_site)
         images, labels = (torch.cat(pair) for pair in zip(own, kept, strict=True))
         return augment_classes(images, labels, classes, generator, flips=True)
 
@@ -359,7 +392,9 @@ def _plane_case_score(model, spec, site: Path, correction: Correction) -> dict:
 # --- the model folder -------------------------------------------------------------------------
 
 
-def site_record(parent, cases, held_back, fitted: dict, before: dict, after: dict, minutes: float) -> dict:
+def site_record(
+    parent, cases, held_back, fitted: dict, before: dict, after: dict, minutes: float, recipe: Recipe
+) -> dict:
     """What the model record says of the fine-tune (its ``site`` block)."""
     from datetime import datetime, timezone
 
@@ -382,14 +417,11 @@ def site_record(parent, cases, held_back, fitted: dict, before: dict, after: dic
         **fitted,
         "before": before,
         "after": after,
-        "recipe": {
-            "peak_learning_rate": PEAK_LEARNING_RATE,
-            "site_share_of_batch": SITE_SHARE,
-            "anchor_weight_l2sp": ANCHOR_WEIGHT,
-            "batch_size": BATCH_SIZE,
+        "recipe": asdict(recipe)
+        | {
             "rehearsal": "bundled real crops (spineai/learning/rehearsal)"
             if parent.out_channels == 1
-            else "canal phantoms",
+            else "canal phantoms"
         },
     }
 
