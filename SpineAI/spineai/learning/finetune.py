@@ -146,9 +146,10 @@ def fit(
     for layer in model.modules():  # BatchNorm keeps the statistics it learnt: a few site batches must not move them
         if isinstance(layer, torch.nn.BatchNorm2d):
             layer.eval()
-    trained = [p for name, p in model.named_parameters() if not recipe.trainable or name.startswith(recipe.trainable)]
+    prefixes = tuple(recipe.trainable)
+    trained = [p for name, p in model.named_parameters() if not prefixes or name.startswith(prefixes)]
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(not recipe.trainable or name.startswith(recipe.trainable))
+        parameter.requires_grad_(not prefixes or name.startswith(prefixes))
     anchor = [p.detach().clone() for p in trained]
     optimiser = torch.optim.AdamW(trained, lr=recipe.peak_learning_rate, weight_decay=0.0)
     rng = np.random.default_rng(seed)
