@@ -41,7 +41,8 @@ def dciodvfy_problems(path: Path) -> list[str]:
 def dciodvfy_iod(path: Path) -> str:
     """The IOD dciodvfy recognised ``path`` as (the first line of its report)."""
     run = subprocess.run([shutil.which("dciodvfy") or "dciodvfy", str(path)], capture_output=True, text=True)
-    return run.stdout.strip().splitlines()[0] if run.stdout.strip() else ""
+    lines = [line.strip() for line in (run.stdout + run.stderr).splitlines()]
+    return next((line for line in lines if line and not line.startswith(("Error", "Warning"))), "")
 
 
 # --- SEG ----------------------------------------------------------------------------------------
@@ -134,19 +135,19 @@ def sr_groups(path: Path) -> list[dict]:
             }
         grades = {}
         for evaluation in group.get_qualitative_evaluations():
-            children = evaluation[0].get("ContentSequence", [])
-            grades[code_key(evaluation.name)] = {
-                "value": code_key(evaluation.value),
-                "meaning": evaluation.value.meaning,
-                "rule": [str(child.TextValue) for child in children if child.ValueType == "TEXT"],
-                "rule_relationship": [str(child.RelationshipType) for child in children],
-            }
-        notes = {
-            (item.ConceptNameCodeSequence[0].CodeValue, item.ConceptNameCodeSequence[0].CodingSchemeDesignator): str(
-                item.TextValue
-            )
+            value = evaluation.value
+            grades[code_key(evaluation.name)] = {"value": code_key(value), "meaning": value.meaning}
+        for item in group[0].ContentSequence:  # highdicom rebuilds evaluations without their children: read them here
+            if item.ValueType == "CODE" and code_key_of(item) in grades:
+                children = item.get("ContentSequence", [])
+                grades[code_key_of(item)] |= {
+                    "rule": [str(child.TextValue) for child in children if child.ValueType == "TEXT"],
+                    "rule_relationship": [str(child.RelationshipType) for child in children],
+                }
+        notes = {  # TEXT items the group CONTAINS (the tracking identifier is observation context)
+            code_key_of(item): str(item.TextValue)
             for item in group[0].ContentSequence
-            if item.ValueType == "TEXT"
+            if item.ValueType == "TEXT" and item.RelationshipType == "CONTAINS"
         }
         groups.append(
             {
@@ -160,6 +161,12 @@ def sr_groups(path: Path) -> list[dict]:
             }
         )
     return groups
+
+
+def code_key_of(item) -> tuple[str, str]:
+    """(value, scheme) of a content item's concept name."""
+    concept = item.ConceptNameCodeSequence[0]
+    return (str(concept.CodeValue), str(concept.CodingSchemeDesignator))
 
 
 def referenced_segment(group) -> tuple[str, int]:
