@@ -138,7 +138,7 @@ def segment_file(
 
     info = get_task(task)
     if dicom_seg:
-        _check_dicom_output(task)
+        check_dicom_output(task)
     image = read_image(image_path)
     inputs = read_inputs(vertebral_levels_path, disc_levels_path, sagittal_path)
     check_inputs(info, inputs)
@@ -182,7 +182,7 @@ def write_tables(out: OutputSet, stem: str, tables) -> dict[str, Path]:
     return {table.kind: out.write_csv(table.rows, f"{stem}_{table.name}.csv", table.columns) for table in tables}
 
 
-def _check_dicom_output(task: str) -> None:
+def check_dicom_output(task: str) -> None:
     """Before any work: the optional extra is installed and the task has a DICOM SR mapping."""
     from .dicom import require_dicom_extra
 
