@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from dicom_checks import dciodvfy_problems, seg_volumes_highdicom, seg_volumes_pydicom
+from dicom_checks import dciodvfy_problems, seg_volumes_highdicom, seg_volumes_pydicom, sr_groups
 from dicom_series import MRSeries, write_mr_series
 
 from spineai import __version__
@@ -196,6 +196,28 @@ def test_sr_has_one_csa_per_vertebral_level_as_the_per_level_csv(sagittal):
     assert expected and measured.keys() == expected.keys()
     for site, value in expected.items():
         assert measured[site] == pytest.approx(value, rel=1e-12, abs=0)
+
+
+def test_highdicom_reads_the_sr_groups_as_the_csv(run):
+    """The whole cord (mean CSA of the per-slice CSV) and, with levels, one group per level with its
+    vertebra as finding site, each referencing segment 1 of the SEG."""
+    seg = pydicom.dcmread(run.path("_cord_seg.dcm"), stop_before_pixels=True)
+    groups = sr_groups(run.path("_cord_morphometry_sr.dcm"))
+    areas = [
+        a for a in (float(row["MEAN(area)"]) for row in read_csv(run.path("_cord_morphometry.csv"))) if math.isfinite(a)
+    ]
+    expected = [("Spinal cord", [], float(np.mean(areas)))]
+    per_level = run.path("_cord_morphometry_per_level.csv")
+    vertebrae = {2: "39976000", 3: "113205007", 4: "5329002", 5: "36978003"}  # SNOMED CT "C2 vertebra" ...
+    for row in read_csv(per_level) if per_level.is_file() else []:
+        level = int(row["VertLevel"])
+        expected.append((f"Spinal cord at C{level}", [(vertebrae[level], "SCT")], float(row["MEAN(area)"])))
+    assert [g["tracking"] for g in groups] == [name for name, _, _ in expected]
+    for group, (_, sites, value) in zip(groups, expected, strict=True):
+        assert group["sites"] == sites and group["segment"] == (seg.SOPInstanceUID, 1)
+        area = group["numbers"][(AREA, "SCT")]
+        assert area["unit"] == ("mm2", "UCUM") and area["derivation"] == (MEAN, "SCT")
+        assert area["value"] == pytest.approx(value, rel=1e-12, abs=0)
 
 
 def test_nifti_input_is_refused_before_any_work(data_dir, tmp_path, capsys, monkeypatch):
