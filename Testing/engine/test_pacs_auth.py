@@ -178,7 +178,11 @@ def test_no_credentials_says_how_to_give_them(pacs, tmp_path, capsys):
     out = tmp_path / "r"
     code, stdout, err = run_pacs(capsys, pacs.tls.dicomweb, pacs.study, out, "--ca-bundle", pacs.ca.ca)
     assert_refused(pacs, code, stdout, err, out, before)
-    assert "the PACS asks for credentials (HTTP 401 Unauthorized); set SPINEAI_PACS_USER" in err
+    assert err == (
+        f"spineai: error: {pacs.tls.dicomweb}: the PACS asks for credentials (HTTP 401 Unauthorized) when asked "
+        "to search the study; set SPINEAI_PACS_USER and SPINEAI_PACS_PASSWORD, or SPINEAI_PACS_TOKEN, "
+        "or give --pacs-config\n"
+    )
 
 
 def test_tls_without_the_internal_ca_is_one_line_exit_2(pacs, tmp_path, capsys, monkeypatch):

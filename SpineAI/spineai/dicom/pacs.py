@@ -206,7 +206,7 @@ def _ask(connection: PacsConnection, action: str, call, *args, **kwargs):
     except requests.exceptions.HTTPError as error:
         response = error.response
         if response is not None and response.status_code == 401:
-            raise SpineAIError(f"{url}: {refused(connection.access, response)} when asked to {action}") from None
+            raise SpineAIError(f"{url}: {refused(connection.access, response, action)}") from None
         status = f"HTTP {response.status_code} {response.reason}" if response is not None else str(error)
         raise SpineAIError(f"{url}: the PACS answered {status} when asked to {action}") from None
     except requests.exceptions.SSLError as error:
@@ -217,7 +217,7 @@ def _ask(connection: PacsConnection, action: str, call, *args, **kwargs):
         raise SpineAIError(f"{url}: cannot reach the PACS to {action} ({_network_reason(error)})") from None
 
 
-def refused(access: PacsAccess, response) -> str:
+def refused(access: PacsAccess, response, action: str) -> str:
     """Why a PACS answered 401, in words: no credentials, or which ones it refused (never their value)."""
     status = f"HTTP 401 {response.reason}"
     challenge = response.headers.get("WWW-Authenticate", "")
@@ -226,11 +226,11 @@ def refused(access: PacsAccess, response) -> str:
         status += f": {detail.group(1)}"
     if access.kind is None:
         return (
-            f"the PACS asks for credentials ({status}); set {ENV_USER} and {ENV_PASSWORD}, or {ENV_TOKEN}, "
-            "or give --pacs-config"
+            f"the PACS asks for credentials ({status}) when asked to {action}; set {ENV_USER} and {ENV_PASSWORD}, "
+            f"or {ENV_TOKEN}, or give --pacs-config"
         )
     what = "token" if access.kind == "token" else "user name and password"
-    return f"the PACS refused the {what} from {access.source} ({status})"
+    return f"the PACS refused the {what} from {access.source} ({status}) when asked to {action}"
 
 
 def _tls_reason(error: Exception) -> str:
