@@ -124,6 +124,7 @@ def segment_file(
     sagittal_path=None,
     dicom_seg: bool = False,
     model_dir=None,
+    input_name: str | None = None,
 ) -> dict[str, Path]:
     """Read a scan, segment and measure it, and write mask + measurements + sidecar all-or-nothing.
 
@@ -132,14 +133,15 @@ def segment_file(
     JSON or SCT disc labels 21-25 on any grid), ``sagittal_path`` a sagittal T2 to find them on.
     ``dicom_seg``: the input is a DICOM series folder; also write the mask as DICOM SEG and the
     measurements as DICOM SR referencing it (``spineai.dicom``). ``model_dir``: a model folder of
-    the task (a site model) instead of the shipped model. Returns the written paths by kind.
+    the task (a site model) instead of the shipped model. ``input_name``: what the sidecar records as
+    the input instead of the path (``spineai pacs``: the series' DICOMweb URL, since the pulled copy
+    is removed). Returns the written paths by kind.
     """
-    from .errors import SpineAIError
     from .measure.levels import check_levels
 
     info = get_task(task)
-    if dicom_seg and task != "cord":
-        raise SpineAIError(f"DICOM SEG/SR output exists for the cord task only, not '{task}'")
+    if dicom_seg:
+        check_dicom_output(task)
     image = read_image(image_path)
     inputs = read_inputs(vertebral_levels_path, disc_levels_path, sagittal_path)
     check_inputs(info, inputs)
@@ -158,7 +160,7 @@ def segment_file(
     sidecar = {
         **result.sidecar,
         "cord_found": info.cord_found(sitk.GetArrayViewFromImage(result.mask), flags),
-        "input": str(Path(image_path).resolve()),
+        "input": input_name or str(Path(image_path).resolve()),
         "levels": str(Path(levels_path).resolve()) if levels_path else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -199,6 +201,16 @@ def check_model_folder(task: str, folder) -> None:
 def write_tables(out: OutputSet, stem: str, tables) -> dict[str, Path]:
     """Each table as ``<stem>_<table name>.csv`` in an open ``OutputSet``, by kind."""
     return {table.kind: out.write_csv(table.rows, f"{stem}_{table.name}.csv", table.columns) for table in tables}
+
+
+def check_dicom_output(task: str) -> None:
+    """Before any work: the optional extra is installed and the task has a DICOM SR mapping."""
+    from .dicom import require_dicom_extra
+
+    require_dicom_extra()
+    from .dicom.report_content import report_content
+
+    report_content(task)
 
 
 def _dicom_source(image_path, image: sitk.Image):

@@ -1,10 +1,11 @@
-"""``spineai segment SERIES --dicom-seg``: the mask as DICOM SEG and the cord CSA as DICOM SR, read back.
+"""``spineai segment SERIES --dicom-seg``: the cord mask as DICOM SEG and the cord CSA as DICOM SR, read back.
 
 Two real scans are written as MR series (a sagittal T2 with vertebral levels, an axial T2*) and
 segmented once each through the CLI. The SEG and SR are then read with pydicom alone, not with the
 library that wrote them: the SEG must reference the source series and its images, carry the
 SNOMED CT codes, and decode, frame by frame through its plane positions, to exactly the NIfTI mask
-of the same run; the SR's CSA values must be the CSV's.
+of the same run; the SR's CSA values must be the CSV's. highdicom reads the SEG to the same mask,
+and dciodvfy (dicom3tools) finds no error in either object. The other tasks: ``test_dicom_tasks.py``.
 """
 
 import csv
@@ -17,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from dicom_checks import dciodvfy_problems, seg_volumes_highdicom, seg_volumes_pydicom, sr_groups
 from dicom_series import MRSeries, write_mr_series
 
 from spineai import __version__
@@ -29,6 +31,7 @@ from spineai.orientation import orientation_code
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 COMPREHENSIVE_3D_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.34"
 AREA, MEAN, FINDING_SITE, DERIVATION, REFERENCED_SEGMENT = "42798000", "373098007", "363698007", "121401", "121191"
+MEASUREMENT_GROUP = "125007"
 
 
 @dataclass
@@ -144,19 +147,21 @@ def test_seg_of_the_manual_mask_decodes_to_it_exactly(run, tmp_path):
 def assert_seg_decodes_to(seg, mask: sitk.Image, run: Run) -> None:
     """Rebuild the volume from the SEG's frames placed by their ImagePositionPatient; compare with ``mask``."""
     expected = sitk.GetArrayFromImage(mask)
-    frames = np.reshape(seg.pixel_array, (int(seg.NumberOfFrames), seg.Rows, seg.Columns))
+    frames = int(seg.NumberOfFrames)
     non_empty = int(np.count_nonzero(expected.reshape(len(expected), -1).any(axis=1)))
-    assert len(frames) == (non_empty or len(expected))  # empty frames are left out unless all are empty
+    assert frames == (non_empty or len(expected))  # empty frames are left out unless all are empty
+    assert np.array_equal(seg_volumes_pydicom(seg, mask, run.series.files)[1], expected)
 
-    source_at = {k: pydicom.dcmread(path, stop_before_pixels=True) for k, path in slice_of_file(run, mask).items()}
-    rebuilt = np.zeros_like(expected)
-    for frame, groups in zip(frames, seg.PerFrameFunctionalGroupsSequence, strict=True):
-        k = slice_at(mask, groups.PlanePositionSequence[0].ImagePositionPatient)
-        assert not rebuilt[k].any()
-        rebuilt[k] = frame
-        source_uid = groups.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
-        assert source_uid == source_at[k].SOPInstanceUID  # the frame points at the image it was computed from
-    assert np.array_equal(rebuilt, expected)
+
+def test_highdicom_reads_the_seg_back_to_the_nifti_mask(run):
+    mask = sitk.ReadImage(str(run.path("_cord_seg.nii.gz")))
+    volumes = seg_volumes_highdicom(run.path("_cord_seg.dcm"), mask, run.series.files)
+    assert list(volumes) == [1] and np.array_equal(volumes[1], sitk.GetArrayFromImage(mask))
+
+
+def test_dciodvfy_finds_no_error_in_the_seg_and_the_sr(run):
+    for suffix in ("_cord_seg.dcm", "_cord_morphometry_sr.dcm"):
+        assert dciodvfy_problems(run.path(suffix)) == []
 
 
 def test_sr_mean_csa_is_the_csv_mean_and_references_the_seg_segment(run):
@@ -166,9 +171,12 @@ def test_sr_mean_csa_is_the_csv_mean_and_references_the_seg_segment(run):
     assert sr.StudyInstanceUID == seg.StudyInstanceUID
     assert (sr.CompletionFlag, sr.VerificationFlag) == ("COMPLETE", "UNVERIFIED")
 
-    (segment_reference,) = [i for i in content_items(sr) if code_of(i) == REFERENCED_SEGMENT]
-    assert segment_reference.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == seg.SOPInstanceUID
-    assert segment_reference.ReferencedSOPSequence[0].ReferencedSegmentNumber == 1
+    groups = [i for i in content_items(sr) if code_of(i) == MEASUREMENT_GROUP]
+    references = [i for i in content_items(sr) if code_of(i) == REFERENCED_SEGMENT]
+    assert groups and len(references) == len(groups)  # every group (whole cord, each level) references the cord
+    for reference in references:
+        assert reference.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == seg.SOPInstanceUID
+        assert reference.ReferencedSOPSequence[0].ReferencedSegmentNumber == 1
 
     per_slice = read_csv(run.path("_cord_morphometry.csv"))
     areas = [a for a in (float(row["MEAN(area)"]) for row in per_slice) if math.isfinite(a)]
@@ -188,6 +196,28 @@ def test_sr_has_one_csa_per_vertebral_level_as_the_per_level_csv(sagittal):
     assert expected and measured.keys() == expected.keys()
     for site, value in expected.items():
         assert measured[site] == pytest.approx(value, rel=1e-12, abs=0)
+
+
+def test_highdicom_reads_the_sr_groups_as_the_csv(run):
+    """The whole cord (mean CSA of the per-slice CSV) and, with levels, one group per level with its
+    vertebra as finding site, each referencing segment 1 of the SEG."""
+    seg = pydicom.dcmread(run.path("_cord_seg.dcm"), stop_before_pixels=True)
+    groups = sr_groups(run.path("_cord_morphometry_sr.dcm"))
+    areas = [
+        a for a in (float(row["MEAN(area)"]) for row in read_csv(run.path("_cord_morphometry.csv"))) if math.isfinite(a)
+    ]
+    expected = [("Spinal cord", [], float(np.mean(areas)))]
+    per_level = run.path("_cord_morphometry_per_level.csv")
+    vertebrae = {2: "39976000", 3: "113205007", 4: "5329002", 5: "36978003"}  # SNOMED CT "C2 vertebra" ...
+    for row in read_csv(per_level) if per_level.is_file() else []:
+        level = int(row["VertLevel"])
+        expected.append((f"Spinal cord at C{level}", [(vertebrae[level], "SCT")], float(row["MEAN(area)"])))
+    assert [g["tracking"] for g in groups] == [name for name, _, _ in expected]
+    for group, (_, sites, value) in zip(groups, expected, strict=True):
+        assert group["sites"] == sites and group["segment"] == (seg.SOPInstanceUID, 1)
+        area = group["numbers"][(AREA, "SCT")]
+        assert area["unit"] == ("mm2", "UCUM") and area["derivation"] == (MEAN, "SCT")
+        assert area["value"] == pytest.approx(value, rel=1e-12, abs=0)
 
 
 def test_nifti_input_is_refused_before_any_work(data_dir, tmp_path, capsys, monkeypatch):
@@ -222,26 +252,12 @@ def test_empty_result_gives_a_seg_of_every_frame_and_an_sr_without_values(axial)
     sidecar = json.loads(axial.path("_cord_seg.json").read_text())
     source = read_source_series(axial.series.folder, image)
     seg = build_segmentation(source, empty, "cord", sidecar)
-    sr = build_measurement_report(source, seg, {"per_slice": []}, sidecar)
+    sr = build_measurement_report(source, seg, "cord", {"per_slice": []}, sidecar)
     assert int(seg.NumberOfFrames) == image.GetDepth() and not seg.pixel_array.any()
     assert csa_measurements(sr) == []
 
 
 # --- reading back, with pydicom only ------------------------------------------------------------
-
-
-def slice_of_file(run: Run, mask: sitk.Image) -> dict[int, Path]:
-    return {
-        slice_at(mask, pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient): path
-        for path in run.series.files
-    }
-
-
-def slice_at(image: sitk.Image, position) -> int:
-    """Slice index of a frame whose top-left pixel centre is ``position`` (must lie on the grid)."""
-    index = np.array(image.TransformPhysicalPointToContinuousIndex([float(v) for v in position]))
-    assert np.allclose(index[:2], 0, atol=1e-3) and abs(index[2] - round(index[2])) < 1e-3
-    return int(round(index[2]))
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -260,20 +276,24 @@ def code_of(item, attribute="ConceptNameCodeSequence") -> str | None:
 
 
 def csa_measurements(sr) -> list[dict]:
-    """Every NUM item "Area" with its value, unit, derivation and finding site (meaning), as stored."""
+    """Every NUM item "Area" with its value, unit, derivation and its group's finding site (meaning), as stored."""
     found = []
-    for item in content_items(sr):
-        if item.ValueType == "NUM" and code_of(item) == AREA:
-            value = item.MeasuredValueSequence[0]
-            unit = value.MeasurementUnitsCodeSequence[0]
-            children = {code_of(child): child for child in item.get("ContentSequence", [])}
-            site, derivation = children.get(FINDING_SITE), children.get(DERIVATION)
-            found.append(
-                {
-                    "value": float(value.NumericValue),
-                    "unit": (unit.CodeValue, unit.CodingSchemeDesignator),
-                    "derivation": code_of(derivation, "ConceptCodeSequence") if derivation is not None else None,
-                    "site": site.ConceptCodeSequence[0].CodeMeaning if site is not None else None,
-                }
-            )
+    for group in content_items(sr):
+        if code_of(group) != MEASUREMENT_GROUP:
+            continue
+        children = list(group.ContentSequence)
+        sites = [child for child in children if code_of(child) == FINDING_SITE]
+        for item in children:
+            if item.ValueType == "NUM" and code_of(item) == AREA:
+                value = item.MeasuredValueSequence[0]
+                unit = value.MeasurementUnitsCodeSequence[0]
+                derivation = {code_of(child): child for child in item.get("ContentSequence", [])}.get(DERIVATION)
+                found.append(
+                    {
+                        "value": float(value.NumericValue),
+                        "unit": (unit.CodeValue, unit.CodingSchemeDesignator),
+                        "derivation": code_of(derivation, "ConceptCodeSequence") if derivation is not None else None,
+                        "site": sites[0].ConceptCodeSequence[0].CodeMeaning if sites else None,
+                    }
+                )
     return found

@@ -9,42 +9,17 @@ code under test.
 """
 
 import json
-import shutil
-import socket
-import subprocess
-import time
+import tempfile
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 import pydicom
 import pytest
-import requests
 from dicom_series import MRSeries, write_mr_series
+from orthanc_server import free_port, start_orthanc
 
 from spineai.cli import EXIT_USER_ERROR, main
 from spineai.io import read_image
-
-STARTUP_SECONDS = 30
-
-
-@dataclass
-class Orthanc:
-    url: str  # REST root
-
-    @property
-    def dicomweb(self) -> str:
-        return f"{self.url}/dicom-web"
-
-    def upload(self, series: MRSeries) -> None:
-        for path in series.files:
-            requests.post(f"{self.url}/instances", data=path.read_bytes(), timeout=10).raise_for_status()
-
-    def instance(self, sop_instance_uid: str) -> pydicom.Dataset:
-        """The stored instance with this SOPInstanceUID, as Orthanc serves its file."""
-        query = {"Level": "Instance", "Query": {"SOPInstanceUID": sop_instance_uid}}
-        (found,) = requests.post(f"{self.url}/tools/find", json=query, timeout=10).json()
-        return pydicom.dcmread(BytesIO(requests.get(f"{self.url}/instances/{found}/file", timeout=10).content))
 
 
 @dataclass
@@ -54,29 +29,18 @@ class Study:
     axial: MRSeries
 
 
+@pytest.fixture(autouse=True)
+def no_pacs_credentials(monkeypatch, tmp_path):
+    """This PACS has no authentication: no credentials from the machine's environment or config file."""
+    for name in ("SPINEAI_PACS_USER", "SPINEAI_PACS_PASSWORD", "SPINEAI_PACS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
-    binary = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin:/usr/local/sbin")  # Debian: sbin
-    plugin = dicomweb_plugin()
-    if binary is None or plugin is None:
-        pytest.fail("the PACS tests need Orthanc and its DICOMweb plugin: apt-get install orthanc orthanc-dicomweb")
-    folder = tmp_path_factory.mktemp("orthanc")
-    port = free_port()
-    config = folder / "orthanc.json"
-    config.write_text(json.dumps(orthanc_config(folder / "storage", port, plugin), indent=2))
-    with open(folder / "orthanc.log", "w") as log:
-        process = subprocess.Popen([binary, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-        try:
-            server = Orthanc(f"http://127.0.0.1:{port}")
-            wait_until_answering(server, process, folder / "orthanc.log")
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with start_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -93,49 +57,6 @@ def study(orthanc, data_dir, tmp_path_factory) -> Study:
     orthanc.upload(sagittal)
     orthanc.upload(axial)
     return Study(sagittal.study_uid, sagittal, axial)
-
-
-def orthanc_config(storage: Path, port: int, plugin: Path) -> dict:
-    return {
-        "Name": "spineai-test",
-        "StorageDirectory": str(storage),
-        "IndexDirectory": str(storage),
-        "HttpPort": port,
-        "DicomServerEnabled": False,
-        "DicomPort": free_port(),  # unused while the DICOM server is off, but never a port in use
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "Plugins": [str(plugin)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
-
-
-def dicomweb_plugin() -> Path | None:
-    """The plugin library that the Debian package orthanc-dicomweb installed."""
-    listing = subprocess.run(["dpkg", "-L", "orthanc-dicomweb"], capture_output=True, text=True)
-    for line in listing.stdout.splitlines():
-        if "/plugins/" in line and Path(line).name.startswith("libOrthancDicomWeb") and Path(line).is_file():
-            return Path(line)
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_answering(server: Orthanc, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"Orthanc exited with status {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{server.url}/system", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    pytest.fail(f"Orthanc did not answer within {STARTUP_SECONDS} s:\n{log.read_text()[-2000:]}")
 
 
 def pacs(capsys, *argv):
@@ -172,7 +93,9 @@ def test_series_is_pulled_segmented_and_its_seg_and_sr_stored_in_the_study(ortha
     sidecar = json.loads((out / f"{study.axial.series_uid}_cord_seg.json").read_text())
     axial = read_image(study.axial.folder)
     assert sidecar["input_geometry"]["size"] == list(axial.GetSize())  # the series asked for was the one pulled
-    assert not Path(sidecar["input"]).exists()  # the pulled images are not left behind
+    # The input is named by its WADO-RS URL: the pulled images are not left behind.
+    assert sidecar["input"] == f"{orthanc.dicomweb}/studies/{study.uid}/series/{study.axial.series_uid}"
+    assert not list(Path(tempfile.gettempdir()).glob(f"spineai-pacs-*/{study.axial.series_uid}"))
 
 
 def test_study_with_two_mr_series_asks_for_one(orthanc, study, tmp_path, capsys):

@@ -47,7 +47,14 @@ def finished_sidecar(case_dir: Path, case: Case, task: str, model_dir: Path | No
     wanted_levels = str(Path(case.levels).resolve()) if case.levels else None
     if sidecar.get("levels") != wanted_levels:
         return None
-    return sidecar if sidecar.get("model_folder", SHIPPED_MODELS) == str(model_dir or SHIPPED_MODELS) else None
+    return sidecar if made_with(sidecar, model_dir) else None
+
+
+def made_with(sidecar: dict, model_dir: Path | None) -> bool:
+    """Whether the result was made with the model of ``model_dir`` (None: the shipped models)."""
+    return sidecar.get("model_folder", SHIPPED_MODELS) == str(
+        Path(model_dir).resolve() if model_dir else SHIPPED_MODELS
+    )
 
 
 def find_finished_sidecar(case_dir: Path, task: str) -> dict | None:

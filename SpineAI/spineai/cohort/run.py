@@ -67,9 +67,7 @@ def run_cohort(
     out_dir = Path(out_dir).resolve()
     write_manifest(out_dir, cases, task, source)
     model_dir = Path(model_dir).resolve() if model_dir else None
-    pending = [
-        case for case in cases if finished_sidecar(case_folder(out_dir, case.case_id), case, task, model_dir) is None
-    ]
+    pending = [case for case in cases if not is_finished(case, out_dir, task, model_dir)]
     pending.sort(key=stored_bytes, reverse=True)  # largest first: the run does not end waiting on one big case
     pending_ids = {case.case_id for case in pending}
     skipped = [CaseOutcome(c.case_id, str(c.image), "skipped") for c in cases if c.case_id not in pending_ids]
@@ -85,6 +83,16 @@ def run_cohort(
                     bar.update(1)
     write_failures(out_dir, run.failures)
     return run
+
+
+def is_finished(case, out_dir: Path, task: str, model_dir: Path | None = None) -> bool:
+    """A folder case: its results for this input and model exist; a PACS case: they exist and the PACS stored them."""
+    from .pacs import PacsCase, pacs_case_finished
+
+    case_dir = case_folder(out_dir, case.case_id)
+    if isinstance(case, PacsCase):
+        return pacs_case_finished(case_dir, case, task, model_dir)
+    return finished_sidecar(case_dir, case, task, model_dir) is not None
 
 
 def run_on_cluster(client, cases: list[Case], out_dir: Path, task: str, device: str, model_dir: Path | None = None):
@@ -109,25 +117,35 @@ def outcome_of(future, case: Case) -> CaseOutcome:
 
 
 def run_case(case: Case, out_dir: Path, task: str, device: str, model_dir: Path | None = None) -> CaseOutcome:
-    """One case on a worker: segment + measure via ``segment_file``, then its QC images; never raises."""
+    """One case on a worker: segment + measure via ``segment_file``, then its QC images; never raises.
+
+    A study from a PACS (``pacs.PacsCase``) is pulled, segmented and stored back by ``pacs.run_pacs_case``,
+    which renders its QC images while the pulled series still exists.
+    """
     from ..pipeline import segment_file
     from ..report.qc import render_case_views
     from ..tasks import get_task
+    from .pacs import PacsCase, run_pacs_case
 
     limit_threads_per_worker()
     case_dir = case_folder(out_dir, case.case_id)
     remove_stale_partials(case_dir)
     started = time.perf_counter()
+    from_pacs = isinstance(case, PacsCase)
     try:
-        levels = {f"{get_task(task).levels_input}_path": case.levels}
-        written = segment_file(case.image, case_dir, task, device, model_dir=model_dir, **levels)
+        if from_pacs:
+            written = run_pacs_case(case, case_dir, task, device, out_dir, model_dir)
+        else:
+            levels = {f"{get_task(task).levels_input}_path": case.levels}
+            written = segment_file(case.image, case_dir, task, device, model_dir=model_dir, **levels)
     except SpineAIError as error:
         return CaseOutcome(case.case_id, str(case.image), "failed", str(error))
     except Exception as error:  # an engine bug on one scan must not stop the cohort; report it instead
         log.exception("case %s failed", case.case_id)
         return CaseOutcome(case.case_id, str(case.image), "failed", f"unexpected error: {_describe(error)}")
     try:
-        render_case_views(written["sidecar"], out_dir, case.case_id)
+        if not from_pacs:
+            render_case_views(written["sidecar"], out_dir, case.case_id)
     except Exception as error:  # the result stands; the report shows the case without pictures
         log.warning("case %s: QC images failed: %s", case.case_id, _describe(error))
     return CaseOutcome(case.case_id, str(case.image), "done", seconds=round(time.perf_counter() - started, 3))

@@ -1,9 +1,12 @@
 """DICOM out and PACS: a task's mask as DICOM SEG, its measurements as DICOM SR, and a DICOMweb round trip.
 
 * ``series``: the source datasets of a DICOM series folder, matched to the slices of the volume read from it.
-* ``seg``: the mask as a BINARY DICOM Segmentation with SNOMED CT segment codes, referencing the source series.
-* ``sr``: the cord cross-sectional area as a TID 1500 Imaging Measurement Report referencing the SEG segment.
+* ``seg``: a task's label map as a BINARY DICOM Segmentation, one (possibly overlapping) segment per task
+  segment, coded from the terminology table, referencing the source series.
+* ``sr`` with ``report_content`` and ``codes``: the task's measurements as a TID 1500 Imaging Measurement
+  Report, one group per table row referencing its SEG segment; standard codes, else the private scheme.
 * ``results``: both written into the same all-or-nothing ``OutputSet`` as the NIfTI mask and the tables.
+* ``credentials``: HTTP basic or bearer-token credentials and the CA bundle for a PACS.
 * ``pacs`` / ``command``: ``spineai pacs`` pulls a series over WADO-RS and stores the results with STOW-RS.
 
 Reading a DICOM series as an image needs only SimpleITK (``spineai.io``); everything here needs the optional

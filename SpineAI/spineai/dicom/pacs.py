@@ -6,8 +6,10 @@
 3. ``pipeline.segment_file(..., dicom_seg=True)``: the usual outputs plus SEG and SR in ``out_dir``.
 4. STOW-RS: store the SEG and SR in the same study and check the PACS's answer instance by instance.
 
-Every failure the user can act on (PACS unreachable, HTTP error, unknown study or series, a study
-with several MR series, an instance the PACS refused) is a one-line ``SpineAIError``.
+Credentials (HTTP basic or bearer token) and the CA to verify TLS against come from
+``credentials.pacs_access``. Every failure the user can act on (PACS unreachable, TLS failure,
+credentials refused, HTTP error, unknown study or series, a study with several MR series, an
+instance the PACS refused) is a one-line ``SpineAIError``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 
 from ..errors import SpineAIError
+from .credentials import ENV_PASSWORD, ENV_TOKEN, ENV_USER, PacsAccess, pacs_access
 
 TIMEOUT_SECONDS = 60  # per HTTP request: a silent PACS must not hang a batch job forever
 # dicomweb-client retries every failure, "connection refused" included, 5 times over 31 s by default;
@@ -50,21 +53,79 @@ class StoredInstance:
     path: Path
 
 
+@dataclass(frozen=True)
+class PacsConnection:
+    """A DICOMweb client for ``url`` with the credentials and CA of ``access``."""
+
+    url: str
+    client: DICOMwebClient
+    access: PacsAccess
+
+    def series_reference(self, study_uid: str, series_uid: str) -> str:
+        """The series' WADO-RS URL: what a sidecar records as the input of a pulled series."""
+        return f"{self.url}/studies/{study_uid}/series/{series_uid}"
+
+
+def connect(url: str, access: PacsAccess | None = None) -> PacsConnection:
+    """A connection to the PACS at ``url`` (no request is made yet)."""
+    url = check_url(url)
+    access = access or pacs_access()
+    client = DICOMwebClient(url, session=access.session(), timeout=TIMEOUT_SECONDS)
+    client.set_http_retry_params(max_attempts=ATTEMPTS, wait_exponential_multiplier=BACKOFF_MS)
+    return PacsConnection(url, client, access)
+
+
 def segment_from_pacs(
-    url: str, study_uid: str, series_uid: str | None, task: str, out_dir, device: str = "auto", progress=None
+    url: str,
+    study_uid: str,
+    series_uid: str | None,
+    task: str,
+    out_dir,
+    device: str = "auto",
+    progress=None,
+    access: PacsAccess | None = None,
 ) -> tuple[dict[str, Path], list[StoredInstance]]:
     """Pull, segment, push. Returns the files written to ``out_dir`` and the instances the PACS stored."""
-    from ..pipeline import segment_file
+    connection = connect(url, access)
+    written = pull_and_segment(connection, study_uid, series_uid, task, out_dir, device, progress)
+    return written, store_results(connection, study_uid, written)
 
-    client = DICOMwebClient(check_url(url), timeout=TIMEOUT_SECONDS)
-    client.set_http_retry_params(max_attempts=ATTEMPTS, wait_exponential_multiplier=BACKOFF_MS)
-    series = choose_series(study_series(client, url, study_uid), series_uid, study_uid, url)
+
+def pull_and_segment(
+    connection: PacsConnection,
+    study_uid: str,
+    series_uid: str | None,
+    task: str,
+    out_dir,
+    device: str = "auto",
+    progress=None,
+    while_pulled=None,
+    model_dir=None,
+) -> dict[str, Path]:
+    """Choose the series, pull it into a temporary folder, segment it with SEG and SR into ``out_dir``.
+
+    ``while_pulled(written, folder)`` runs before the pulled images are removed (the cohort's QC views);
+    ``model_dir``: a site model of the task instead of the shipped one.
+    """
+    from ..pipeline import check_dicom_output, segment_file
+
+    check_dicom_output(task)  # before any request: the task can be written as DICOM
+    series = choose_series(study_series(connection, study_uid), series_uid, study_uid, connection.url)
     with tempfile.TemporaryDirectory(prefix="spineai-pacs-") as temporary:
         folder = Path(temporary) / series.uid  # the folder name becomes the outputs' stem
-        retrieve_series(client, url, study_uid, series.uid, folder)
-        written = segment_file(folder, out_dir, task, device, progress, dicom_seg=True)
-    stored = store(client, url, study_uid, {kind: written[kind] for kind in ("dicom_seg", "dicom_sr")})
-    return written, stored
+        retrieve_series(connection, study_uid, series.uid, folder)
+        reference = connection.series_reference(study_uid, series.uid)
+        written = segment_file(
+            folder, out_dir, task, device, progress, dicom_seg=True, input_name=reference, model_dir=model_dir
+        )
+        if while_pulled is not None:
+            while_pulled(written, folder)
+    return written
+
+
+def store_results(connection: PacsConnection, study_uid: str, written: dict[str, Path]) -> list[StoredInstance]:
+    """STOW-RS the run's SEG and SR into the study."""
+    return store(connection, study_uid, {kind: written[kind] for kind in ("dicom_seg", "dicom_sr")})
 
 
 def check_url(url: str) -> str:
@@ -73,12 +134,18 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def study_series(client: DICOMwebClient, url: str, study_uid: str) -> list[SeriesInfo]:
+def check_access(connection: PacsConnection, study_uid: str) -> None:
+    """One QIDO-RS request that fails, as one line, if the PACS cannot be reached or refuses the credentials."""
+    _ask(connection, "search a study", connection.client.search_for_series, study_instance_uid=study_uid)
+
+
+def study_series(connection: PacsConnection, study_uid: str) -> list[SeriesInfo]:
     """The series of the study (QIDO-RS); a study the PACS does not know is an error."""
     fields = [SERIES_DESCRIPTION, INSTANCES]
-    found = _ask(url, "search the study", client.search_for_series, study_instance_uid=study_uid, fields=fields)
+    search = connection.client.search_for_series
+    found = _ask(connection, "search the study", search, study_instance_uid=study_uid, fields=fields)
     if not found:
-        raise SpineAIError(f"{url}: study {study_uid} not found on the PACS")
+        raise SpineAIError(f"{connection.url}: study {study_uid} not found on the PACS")
     return [_series_info(attributes) for attributes in found]
 
 
@@ -108,10 +175,11 @@ def choose_series(series: list[SeriesInfo], series_uid: str | None, study_uid: s
     raise SpineAIError(f"{url}: study {study_uid} holds {len(images)} MR series; choose one with --series: {choices}")
 
 
-def retrieve_series(client: DICOMwebClient, url: str, study_uid: str, series_uid: str, folder: Path) -> int:
+def retrieve_series(connection: PacsConnection, study_uid: str, series_uid: str, folder: Path) -> int:
     """WADO-RS: write every instance of the series into ``folder`` as a Part 10 file; returns their number."""
     folder.mkdir(parents=True)
-    instances = _ask(url, "retrieve the series", lambda: list(client.iter_series(study_uid, series_uid)))
+    client, url = connection.client, connection.url
+    instances = _ask(connection, "retrieve the series", lambda: list(client.iter_series(study_uid, series_uid)))
     for dataset in instances:
         dataset.save_as(folder / f"{dataset.SOPInstanceUID}.dcm", enforce_file_format=True)
     if not instances:
@@ -119,10 +187,12 @@ def retrieve_series(client: DICOMwebClient, url: str, study_uid: str, series_uid
     return len(instances)
 
 
-def store(client: DICOMwebClient, url: str, study_uid: str, files: dict[str, Path]) -> list[StoredInstance]:
+def store(connection: PacsConnection, study_uid: str, files: dict[str, Path]) -> list[StoredInstance]:
     """STOW-RS the files into the study; every instance must come back as stored."""
+    url = connection.url
     datasets = {kind: pydicom.dcmread(path) for kind, path in files.items()}
-    answer = _ask(url, "store the results", client.store_instances, list(datasets.values()), study_uid)
+    instances = list(datasets.values())
+    answer = _ask(connection, "store the results", connection.client.store_instances, instances, study_uid)
     failed = [str(item.ReferencedSOPInstanceUID) for item in answer.get("FailedSOPSequence", [])]
     stored_uids = {str(item.ReferencedSOPInstanceUID) for item in answer.get("ReferencedSOPSequence", [])}
     missing = [kind for kind, dataset in datasets.items() if str(dataset.SOPInstanceUID) not in stored_uids]
@@ -132,16 +202,50 @@ def store(client: DICOMwebClient, url: str, study_uid: str, files: dict[str, Pat
     return [StoredInstance(kind, str(datasets[kind].SOPInstanceUID), files[kind]) for kind in datasets]
 
 
-def _ask(url: str, action: str, call, *args, **kwargs):
-    """Run one DICOMweb call; network and HTTP failures become one-line errors naming the PACS."""
+def _ask(connection: PacsConnection, action: str, call, *args, **kwargs):
+    """Run one DICOMweb call; network, TLS, credential and HTTP failures become one-line errors naming the PACS."""
+    url = connection.url
     try:
         return call(*args, **kwargs)
     except requests.exceptions.HTTPError as error:
         response = error.response
+        if response is not None and response.status_code == 401:
+            raise SpineAIError(f"{url}: {refused(connection.access, response, action)}") from None
         status = f"HTTP {response.status_code} {response.reason}" if response is not None else str(error)
         raise SpineAIError(f"{url}: the PACS answered {status} when asked to {action}") from None
+    except requests.exceptions.SSLError as error:
+        given = connection.access.verify is not True
+        hint = "check the CA bundle given" if given else "if it uses an internal CA, give it with --ca-bundle"
+        raise SpineAIError(f"{url}: TLS failure when asked to {action} ({_tls_reason(error)}); {hint}") from None
     except requests.exceptions.RequestException as error:
         raise SpineAIError(f"{url}: cannot reach the PACS to {action} ({_network_reason(error)})") from None
+
+
+def refused(access: PacsAccess, response, action: str) -> str:
+    """Why a PACS answered 401, in words: no credentials, or which ones it refused (never their value)."""
+    status = f"HTTP 401 {response.reason}"
+    challenge = response.headers.get("WWW-Authenticate", "")
+    detail = re.search(r'error_description="([^"]*)"', challenge)
+    if detail:
+        status += f": {detail.group(1)}"
+    if access.kind is None:
+        return (
+            f"the PACS asks for credentials ({status}) when asked to {action}; set {ENV_USER} and {ENV_PASSWORD}, "
+            f"or {ENV_TOKEN}, or give --pacs-config"
+        )
+    what = "token" if access.kind == "token" else "user name and password"
+    return f"the PACS refused the {what} from {access.source} ({status}) when asked to {action}"
+
+
+def _tls_reason(error: Exception) -> str:
+    """'certificate verify failed: unable to get local issuer certificate' rather than urllib3's nesting."""
+    text = str(error)
+    match = re.search(r"(certificate verify failed: [^(\"')]+)", text)
+    match = match or re.search(r"\[SSL: [A-Z_]+\] ([^(\"')]+)", text)
+    if match:
+        return match.group(1).strip().rstrip(",")
+    match = re.search(r"(hostname '[^']+' doesn't match [^\"')]+|wrong version number|EOF occurred[^\"')]*)", text)
+    return match.group(1).strip() if match else type(error).__name__
 
 
 def _network_reason(error: Exception) -> str:

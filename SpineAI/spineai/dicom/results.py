@@ -14,17 +14,21 @@ from .sr import build_measurement_report
 
 
 def dicom_result_names(stem: str, task: str) -> dict[str, str]:
-    return {"dicom_seg": f"{stem}_{task}_seg.dcm", "dicom_sr": f"{stem}_{task}_morphometry_sr.dcm"}
+    """``<stem>_<task>_seg.dcm`` beside the NIfTI label map, ``<stem>_<table name>_sr.dcm`` beside the main CSV."""
+    from ..tasks import get_task
+
+    info = get_task(task)
+    return {"dicom_seg": f"{stem}_{info.output_suffix}.dcm", "dicom_sr": f"{stem}_{info.table_name}_sr.dcm"}
 
 
 def write_dicom_results(out: OutputSet, stem: str, source: SourceSeries, result, tables: dict) -> dict[str, Path]:
-    """Add ``<stem>_<task>_seg.dcm`` (SEG) and ``<stem>_<task>_morphometry_sr.dcm`` (SR) to ``out``.
+    """Add the SEG and the SR (``dicom_result_names``) to ``out``.
 
-    ``result``: ``pipeline.SegmentationResult`` of the volume read from ``source``; ``tables``: its
-    ``measure.morphometry_tables``, the same rows as the CSV files.
+    ``result``: ``pipeline.SegmentationResult`` of the volume read from ``source``; ``tables``: the rows
+    of its task's tables by kind (``Task.measure``), the same rows as the CSV files.
     """
     segmentation = build_segmentation(source, result.mask, result.task, result.sidecar)
-    report = build_measurement_report(source, segmentation, tables, result.sidecar)
+    report = build_measurement_report(source, segmentation, result.task, tables, result.sidecar)
     names = dicom_result_names(stem, result.task)
     return {
         "dicom_seg": out.write_bytes(encoded(segmentation), names["dicom_seg"]),

@@ -1,11 +1,14 @@
-"""A task's mask as a BINARY DICOM Segmentation referencing the source series.
+"""A task's label map as a BINARY DICOM Segmentation referencing the source series.
 
-Each segment carries SNOMED CT codes and a display colour from the engine's terminology table
-(``spineai/terminology.csv``, which the Slicer module reads too), and the algorithm that made it:
-type AUTOMATIC, family "Artificial Intelligence", name "SpineAI", the engine version, and the
-model's name and sha256 as parameters. Frame ``i`` of the pixel array is the mask slice that source
-image ``i`` holds (``series.SourceSeries``); highdicom leaves out the frames without any segmented
-pixel.
+Every segment of the task (``tasks.Task.segments``) becomes one SEG segment, numbered 1..n in the
+task's order; segment ``i`` holds the voxels ``task.segment_mask(labels, value)`` of its label value,
+so the bit flags of an overlapping task (tumour: a voxel that is cord and tumour; stenosis: sac and
+CSF) become overlapping SEG segments. Each segment carries the codes, anatomic region and display
+colour of the engine's terminology table (``spineai/terminology.csv``, which the Slicer module reads
+too), and the algorithm that made it: type AUTOMATIC, family "Artificial Intelligence", name
+"SpineAI", the engine version, and the model's name and sha256 as parameters. Frame ``i`` of a
+segment is the mask slice that source image ``i`` holds (``series.SourceSeries``); highdicom leaves
+out the frames without any segmented pixel.
 """
 
 from __future__ import annotations
@@ -28,29 +31,45 @@ SEG_SERIES_NUMBER = 9001  # high, so results sort after the scanner's series in 
 
 @dataclass(frozen=True)
 class SegmentCoding:
+    number: int  # the SEG segment number, 1..n in the task's segment order
+    value: int  # the label value (a bit flag for an overlapping task)
     label: str
     category: Code
     property_type: Code
+    type_modifier: Code | None
+    region: Code | None  # AnatomicRegionSequence
     cielab: tuple[float, float, float]  # RecommendedDisplayCIELabValue (L*, a*, b*)
 
 
-def segment_coding(task: str) -> dict[int, SegmentCoding]:
-    """Segment number (the label value) -> codes and colour, from the engine's terminology table."""
+def segment_coding(task: str) -> list[SegmentCoding]:
+    """The SEG segments of ``task``: number, label value, codes and colour from the terminology table."""
+    from ..errors import SpineAIError
     from ..tasks import get_task
     from ..terminology import codes_for_task
 
     table = codes_for_task(task)
-    codings = {}
-    for value, name in get_task(task).segments:
+    codings = []
+    for number, (value, name) in enumerate(get_task(task).segments, start=1):
+        if name not in table:
+            raise SpineAIError(f"segment '{name}' of the {task} task has no codes in the terminology table")
         entry = table[name]
-        category, kind = (Code(c.value, c.scheme, c.meaning) for c in (entry.category, entry.type))
-        codings[value] = SegmentCoding(name, category, kind, entry.cielab)
+        category, kind, modifier, region = (
+            Code(c.value, c.scheme, c.meaning) if c else None
+            for c in (entry.category, entry.type, entry.type_modifier, entry.region)
+        )
+        codings.append(SegmentCoding(number, value, name, category, kind, modifier, region, entry.cielab))
     return codings
 
 
+def segment_number(task: str, name: str) -> int:
+    """The SEG segment number of the segment ``name`` of ``task``."""
+    return next(coding.number for coding in segment_coding(task) if coding.label == name)
+
+
 def build_segmentation(source: SourceSeries, mask: sitk.Image, task: str, sidecar: dict) -> hd.seg.Segmentation:
-    """The SEG of ``mask`` (on the grid of the volume read from ``source``); ``sidecar`` from ``pipeline.segment``."""
-    frames = mask_frames(mask, source)
+    """The SEG of the label map ``mask`` (on the grid of the volume read from ``source``); ``sidecar`` from
+    ``pipeline.segment``."""
+    frames = segment_frames(mask, source, task)
     return hd.seg.Segmentation(
         source_images=source.datasets,
         pixel_array=frames,
@@ -71,17 +90,23 @@ def build_segmentation(source: SourceSeries, mask: sitk.Image, task: str, sideca
     )
 
 
-def mask_frames(mask: sitk.Image, source: SourceSeries) -> np.ndarray:
-    """(source images, rows, columns) uint8: the mask slice of each source image, in ``source.datasets`` order."""
-    array = sitk.GetArrayViewFromImage(mask)  # a[k, row, column], k along the volume's third axis
-    return np.ascontiguousarray(array[source.slice_indices], dtype=np.uint8)
+def segment_frames(mask: sitk.Image, source: SourceSeries, task: str) -> np.ndarray:
+    """(source images, rows, columns, segments) uint8: segment ``i``'s mask slice of each source image, in
+    ``source.datasets`` order; a voxel of an overlapping task may be 1 in several segments."""
+    from ..tasks import get_task
+
+    info = get_task(task)
+    labels = sitk.GetArrayViewFromImage(mask)[source.slice_indices]  # a[k, row, column], k = the volume's 3rd axis
+    segments = [info.segment_mask(labels, coding.value) for coding in segment_coding(task)]
+    return np.ascontiguousarray(np.stack(segments, axis=-1), dtype=np.uint8)
 
 
 def segment_descriptions(task: str, sidecar: dict) -> list[hd.seg.SegmentDescription]:
     algorithm = algorithm_identification(task, sidecar)
-    return [
-        hd.seg.SegmentDescription(
-            segment_number=number,
+    descriptions = []
+    for coding in segment_coding(task):
+        description = hd.seg.SegmentDescription(
+            segment_number=coding.number,
             segment_label=coding.label,
             segmented_property_category=coding.category,
             segmented_property_type=coding.property_type,
@@ -89,10 +114,14 @@ def segment_descriptions(task: str, sidecar: dict) -> list[hd.seg.SegmentDescrip
             algorithm_identification=algorithm,
             tracking_uid=generate_uid(),
             tracking_id=coding.label,
+            anatomic_regions=[coding.region] if coding.region else None,
             display_color=hd.color.CIELabColor(*coding.cielab),
         )
-        for number, coding in segment_coding(task).items()
-    ]
+        if coding.type_modifier:  # highdicom has no argument for it
+            modifier = hd.sr.CodedConcept(*coding.type_modifier[:3])
+            description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [modifier]
+        descriptions.append(description)
+    return descriptions
 
 
 def algorithm_identification(task: str, sidecar: dict) -> hd.AlgorithmIdentificationSequence:

@@ -47,14 +47,17 @@ VIEWS_RECORD = "views.json"
 # --- pictures of one case -----------------------------------------------------------------------
 
 
-def render_case_views(sidecar_path, out_dir, case_id: str) -> list[dict]:
-    """Write the case's overlay PNGs into OUT/qc/<case_id>/ and return their descriptions."""
+def render_case_views(sidecar_path, out_dir, case_id: str, image=None) -> list[dict]:
+    """Write the case's overlay PNGs into OUT/qc/<case_id>/ and return their descriptions.
+
+    ``image``: where the scan is when the sidecar's input is not a path (a series pulled from a PACS).
+    """
     sidecar = read_finished_sidecar(Path(sidecar_path))
     if sidecar is None:
         raise ValueError(f"{sidecar_path}: not a finished case")
     target = Path(out_dir) / QC_FOLDER / case_id
     target.mkdir(parents=True, exist_ok=True)
-    image, mask, spacing = canonical_volumes(sidecar)
+    image, mask, spacing = canonical_volumes(sidecar, image)
     window = np.percentile(image, WINDOW_PERCENTILES)
     views = []
     for name, caption, plane, plane_mask, pixel_mm, long_side in case_planes(image, mask, spacing):
@@ -71,11 +74,11 @@ def render_case_views(sidecar_path, out_dir, case_id: str) -> list[dict]:
     return views
 
 
-def canonical_volumes(sidecar: dict) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+def canonical_volumes(sidecar: dict, image=None) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """Scan and mask as canonical arrays a[z, y, x] (I->S, P->A, R->L) and the spacing (z, y, x)."""
     from ..io import read_image
 
-    image = to_canonical(read_image(sidecar["input"]))
+    image = to_canonical(read_image(image or sidecar["input"]))
     mask = to_canonical(sitk.ReadImage(str(Path(sidecar["folder"]) / sidecar["outputs"]["mask"])))
     return canonical_array(image, np.float32), canonical_array(mask) > 0, spacing_zyx(image)
 
