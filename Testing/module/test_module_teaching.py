@@ -153,6 +153,25 @@ def test_bad_corrections_end_in_a_message_and_change_nothing(t2_volume, cached_e
     assert site_state(site) == before and len(read_site(site)) == 1
 
 
+def test_a_segmentation_drawn_by_hand_is_added_for_the_task_chosen_in_the_panel(t2_volume, data_dir, tmp_path):
+    """No SpineAI result: the task comes from the panel's Teach task, and the first result is unknown."""
+    manual = slicer.util.loadSegmentation(str(data_dir / "sct-testing" / "t2" / "t2_seg-manual.nii.gz"))
+    manual.SetReferenceImageGeometryParameterFromVolumeNode(t2_volume)
+    segment = manual.GetSegmentation().GetNthSegment(0)
+    segment.SetName("Spinal cord")
+    site = tmp_path / "site"
+    added = Teaching.addCorrection(site, manual, task="cord")
+    case = added.correction
+    assert (case.task, case.model, case.model_sha256, case.edited, added.count) == ("cord", "unknown", "", "unknown", 1)
+    manual_voxels = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(data_dir / "sct-testing" / "t2" / "t2_seg-manual.nii.gz"))
+    )
+    labels = stored(site, case, "labels")
+    segment_id = manual.GetSegmentation().GetNthSegmentID(0)
+    assert np.array_equal(labels, segment_array(manual, t2_volume, segment_id))
+    assert labels.sum() == np.count_nonzero(manual_voxels) > 0
+
+
 def test_a_stenosis_correction_keeps_its_disc_levels(mrml, data_dir, tmp_path):
     """The real lumbar T2 segmented by the engine (sac network, disc network): the levels SpineAI placed
     are stored with the case; moving one of them counts as an edit."""
