@@ -6,7 +6,9 @@ back (worker process, progress, model folder, record, selector, sidecar), not ac
 """
 
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -316,6 +318,26 @@ def test_cancel_stops_the_fine_tune_under_a_launcher_and_leaves_no_model_folder(
     assert sorted(p.name for p in (site / "models").iterdir()) == [folder.name]  # no half-written folder either
     assert worker != process.pid and wait_until(lambda: not alive(worker) and not alive(process.pid))
     assert [choice.folder for choice in Teaching.siteModelChoices(site, "cord")] == [None, folder]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_fine_tune_worker_turns_a_termination_signal_into_a_clean_cancel(teach, tmp_path):
+    """Cancel's first signal (SIGTERM to the group) lets the engine remove a half-written model folder itself."""
+    _, _, site, _, _ = teach
+    process = EngineProcess()
+    out = site / "models" / "terminated"
+    process.startFineTune(site, out, "cord", 5.0, "cpu")
+    events = []
+    deadline = time.monotonic() + 300
+    while not any("progress" in event for event in events):
+        assert process.running and time.monotonic() < deadline, events
+        events += process.events()
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGTERM)
+    assert wait_until(lambda: not process.running, timeout=30)
+    events += process.events()
+    assert {"error": "cancelled by the user"} in events and process.exitCode == 3
+    assert not out.exists() and not list(out.parent.glob(f".partial-*-{out.name}"))
 
 
 class NoProcess:
