@@ -5,25 +5,30 @@ repository root. The panel is Resources/UI/SpineAI.ui as Qt's QUiLoader builds i
 sections added as SpineAI.py adds them (from the same task list and segment names); Slicer's own
 widgets, which only exist inside Slicer, are drawn by plain Qt stand-ins: a collapsible section
 (ctkCollapsibleButton) as a titled group with an arrow, a node selector (qMRMLNodeComboBox) as a
-combo box showing the node's name. The pictures show the panel's states a user goes through; the
-texts in the status line are the ones SpineAI.py writes.
+combo box showing the node's name, a path line edit (ctkPathLineEdit) as a line edit showing the path.
+A section the .ui collapses (Teach SpineAI) is drawn collapsed unless a picture opens it. The pictures
+show the panel's states a user goes through; the texts in the status line are the ones SpineAI.py and
+SpineAILib.Teaching write (the Teach SpineAI texts from a run on the bundled sample, TEACH_RUN below).
 """
 
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QLoggingCategory
+from PySide6.QtCore import QFile, QLoggingCategory, Qt
 from PySide6.QtUiTools import QUiLoader
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
+    QDoubleSpinBox,
     QGroupBox,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 from SpineAILib.Logic import SpineAILogic, needsLevels, taskLabel
+from SpineAILib.Teaching import SHIPPED_MODEL_LABEL
 from SpineAILib.Terminology import stylesForTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,23 +45,38 @@ class qMRMLNodeComboBox(QComboBox):  # noqa: N801
     """Stand-in: shows the name of the selected node, or its 'none' text."""
 
 
+class ctkPathLineEdit(QLineEdit):  # noqa: N801
+    """Stand-in: shows the path (the real one adds a '...' button that opens a folder dialog)."""
+
+
 class qMRMLWidget(QWidget):  # noqa: N801
     pass
 
 
 def load_panel() -> QWidget:
     loader = QUiLoader()
-    for cls in (ctkCollapsibleButton, qMRMLNodeComboBox, qMRMLWidget):
+    for cls in (ctkCollapsibleButton, ctkPathLineEdit, qMRMLNodeComboBox, qMRMLWidget):
         loader.registerCustomWidget(cls)
     ui_file = QFile(str(UI))
     ui_file.open(QFile.ReadOnly)
     panel = loader.load(ui_file)
     ui_file.close()
     for section in panel.findChildren(ctkCollapsibleButton):
-        section.setTitle("\u25bc " + str(section.property("text")))
+        set_collapsed(section, bool(section.property("collapsed")))
     add_task_sections(panel)
+    teach = panel.findChild(QComboBox, "teachTaskComboBox")
+    teach.addItems([taskLabel(task) for task in SpineAILogic().availableTasks()])  # as addTeachTasks
     panel.setFixedWidth(WIDTH)
     return panel
+
+
+def set_collapsed(section, collapsed: bool) -> None:
+    """A collapsed section shows its title bar only, with the arrow pointing right."""
+    section.setTitle(("\u25b6 " if collapsed else "\u25bc ") + str(section.property("text")))
+    for child in section.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
+        child.setVisible(not collapsed)
+    section.setFlat(collapsed)
+    section.setMaximumHeight(section.fontMetrics().height() + 4 if collapsed else 16777215)
 
 
 def add_task_sections(panel) -> dict[str, QPushButton]:
@@ -70,6 +90,7 @@ def add_task_sections(panel) -> dict[str, QPushButton]:
         if needsLevels(task):
             section_layout.addWidget(levels)
         buttons[task] = QPushButton(f"Segment {taskLabel(task)}")
+        buttons[task].setObjectName(f"segment-{task}")
         section_layout.addWidget(buttons[task])
         layout.addWidget(section)
     return buttons
@@ -100,6 +121,9 @@ def show_running(panel, running: bool, percent: int = 0) -> None:
         button.setEnabled(not running)
     panel.findChild(QProgressBar, "progressBar").setValue(percent)
     panel.findChild(QWidget, "inputsCollapsibleButton").setEnabled(not running)
+    for name in ("addCorrectionButton", "fineTuneButton", "useShippedModelButton"):
+        panel.findChild(QPushButton, name).setEnabled(not running)
+    panel.findChild(QComboBox, "modelComboBox").setEnabled(not running)
 
 
 def base_panel(volume: str = "t2") -> QWidget:
@@ -110,9 +134,40 @@ def base_panel(volume: str = "t2") -> QWidget:
     select(panel, "segmentationSelector", "None")
     select(panel, "tableSelector", "None")
     show_running(panel, False)
-    for name in ("updateMeasurementsButton", "exportCSVButton"):
+    for name in ("updateMeasurementsButton", "exportCSVButton", "addCorrectionButton"):
         panel.findChild(QPushButton, name).setEnabled(False)
+    panel.findChild(QLineEdit, "siteFolderPathLineEdit").setText(SITE)
+    panel.findChild(QDoubleSpinBox, "fineTuneMinutesSpinBox").setValue(5.0)  # the parameter node's default
+    panel.findChild(QComboBox, "modelComboBox").addItem(SHIPPED_MODEL_LABEL)
     return panel
+
+
+# Teach SpineAI: what the panel said in a run on the bundled sample (the cord result with its top five
+# slices erased, added to a new site folder, fine-tuned for 1 min on the 2-core CPU, 2026-12-07).
+SITE = "/home/you/.local/share/SpineAI/site"
+TEACH_RUN = {
+    "added": "t2 cord segmentation: added as cord case b2962edcb76bbed9 (T2w, 3D, first result edited: yes) "
+    f"in {SITE}. 1 corrected cord case.",
+    "count": "1 corrected cord case",
+    "summary": [
+        "spineai-cord-unet2d-site-2026-12-07: 27 steps in 62.9 s on cpu (budget 1.0 min), written to "
+        f"{SITE}/models/cord-20261207-180939.",
+        "b2962edcb76bbed9 (T2w): Dice 0.792 -> 0.753",
+        "Evaluated on the cases trained on (fit check: no case held back).",
+        "With 1 case none is held back: the Dice is a fit check on the case trained on, not an accuracy (from "
+        "three cases on, a fifth is held back to measure it).",
+        "What it knew: median Dice on the rehearsal set 0.961 -> 0.953.",
+        "It is used only when chosen: select it under Model to segment with it.",
+    ],
+    "model": "spineai-cord-unet2d-site-2026-12-07 (2026-12-07 18:11 UTC, cord-20261207-180939)",
+}
+
+
+def open_teach(panel) -> None:
+    """The Teach SpineAI section opened, a corrected cord result selected (as updateTeach shows it)."""
+    set_collapsed(panel.findChild(QGroupBox, "teachCollapsibleButton"), False)
+    panel.findChild(QLabel, "caseCountLabel").setText(TEACH_RUN["count"])
+    panel.findChild(QPushButton, "addCorrectionButton").setEnabled(True)
 
 
 def save(panel: QWidget, name: str) -> Path:
@@ -161,6 +216,32 @@ def main() -> None:
         "(the full report is in the Python console and Slicer's log)",
     )
     save(panel, "panel-message.png")
+
+    panel = base_panel()
+    show_result(panel)
+    open_teach(panel)
+    status(panel, TEACH_RUN["added"])
+    save(panel, "panel-teach.png")
+
+    panel = base_panel()
+    show_result(panel)
+    open_teach(panel)
+    show_running(panel, True, 40)
+    status(panel, "Fine-tuning the cord model on 1 corrected cord case for 5.0 min (Slicer stays usable)...")
+    save(panel, "panel-finetune.png")
+
+    panel = base_panel()
+    show_result(panel)
+    open_teach(panel)
+    models = panel.findChild(QComboBox, "modelComboBox")
+    models.addItem(TEACH_RUN["model"])
+    models.setCurrentIndex(1)
+    result = panel.findChild(QLabel, "fineTuneResultLabel")
+    result.setText("\n".join(TEACH_RUN["summary"]))
+    result.setMinimumHeight(result.heightForWidth(WIDTH - 60))  # the wrapped lines inside the section's frame
+    panel.findChild(QPushButton, "segment-cord").setText("Segment cord (site model)")  # as updateButtons
+    status(panel, f"Segment cord now uses {TEACH_RUN['model']}.")
+    save(panel, "panel-site-model.png")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``BackgroundProcess.start`` launches a command with its output piped; a reader thread moves the
 lines into a queue, and ``lines()`` / ``events()`` hand them over without blocking, to be called
-from a timer on the main thread. ``EngineProcess`` runs ``EngineWorker.py`` with Slicer's Python.
+from a timer on the main thread. ``EngineProcess`` runs ``EngineWorker.py`` (a segmentation) or
+``FineTuneWorker.py`` (a fine-tune on the site's corrections) with Slicer's Python.
 
 Inside Slicer that Python is the ``PythonSlicer`` *launcher*, which starts the real interpreter as
 its child: terminating the launcher alone would leave the engine computing and holding (GPU)
@@ -27,6 +28,7 @@ import threading
 from pathlib import Path
 
 WORKER = Path(__file__).resolve().parent / "EngineWorker.py"
+FINETUNE_WORKER = Path(__file__).resolve().parent / "FineTuneWorker.py"
 MODULE_DIR = Path(__file__).resolve().parent.parent  # holds SpineAILib and the engine package spineai
 
 # Windows process creation flags (winbase.h); named here because subprocess defines them only on Windows.
@@ -163,7 +165,7 @@ class BackgroundProcess:
 
 
 class EngineProcess(BackgroundProcess):
-    """``EngineWorker.py`` with Slicer's Python, reporting JSON events line by line."""
+    """A worker script of the module with Slicer's Python, reporting JSON events line by line."""
 
     def __init__(self, python: list[str] | str | None = None):
         super().__init__()
@@ -171,17 +173,35 @@ class EngineProcess(BackgroundProcess):
         self.python = [python] if isinstance(python, str) else list(python)
 
     def start(
-        self, inputPath: Path, outputPath: Path, task: str, device: str, source: str, levels: Path | None = None
+        self,
+        inputPath: Path,
+        outputPath: Path,
+        task: str,
+        device: str,
+        source: str,
+        levels: Path | None = None,
+        model: Path | None = None,
     ) -> None:
-        """``levels``: the stenosis task's disc levels, a JSON list of the engine's level records."""
+        """Segment: ``levels``: the stenosis task's disc levels, a JSON list of the engine's level
+        records; ``model``: a site model folder of the task instead of the shipped model."""
+        arguments = [str(inputPath), str(outputPath), "--task", task, "--device", device, "--source", source]
+        if levels is not None:
+            arguments += ["--levels", str(levels)]
+        if model is not None:
+            arguments += ["--model", str(model)]
+        self.startScript(WORKER, arguments)
+
+    def startFineTune(self, site: Path, outDir: Path, task: str, minutes: float, device: str) -> None:
+        """Fine-tune the task's shipped model on the site's corrected cases into the new folder ``outDir``."""
+        arguments = [str(site), str(outDir), "--task", task, "--minutes", repr(float(minutes)), "--device", device]
+        self.startScript(FINETUNE_WORKER, arguments)
+
+    def startScript(self, script: Path, arguments: list[str]) -> None:
+        """``script`` in Slicer's startup environment, with the module folder (SpineAILib, spineai) importable."""
         environment = slicerStartupEnvironment()
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(MODULE_DIR), environment.get("PYTHONPATH")]))
         environment["PYTHONUNBUFFERED"] = "1"
-        command = [*self.python, str(WORKER), str(inputPath), str(outputPath)]
-        command += ["--task", task, "--device", device, "--source", source]
-        if levels is not None:
-            command += ["--levels", str(levels)]
-        self.startCommand(command, environment)
+        self.startCommand([*self.python, str(script), *arguments], environment)
 
     def events(self) -> list[dict]:
         """Events reported since the last call; lines that are not events come as {"log": line}."""

@@ -8,6 +8,8 @@ Used by the panel, the module's self-test and scripts::
     logic.exportCSV(tableNode, "/tmp/cord_morphometry.csv")
     # stenosis: disc levels from a point list labelled L1-L2 ... L5-S1, or found by the engine
     segmentationNode, tableNode = logic.segment(volumeNode, task="stenosis", levelsNode=pointListNode)
+    # a site model (a fine-tuned model folder, SpineAILib.Teaching) instead of the shipped one
+    segmentationNode, tableNode = logic.segment(volumeNode, task="cord", modelFolder="/path/site/models/cord-...")
 
 ``segment`` runs the engine in this process (blocking); the panel runs it in the background with
 ``SegmentationJob``, which ends in the same ``addResults``. Every error the user can act on is a
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -43,12 +46,13 @@ TABLE_REFERENCE = "SpineAI.Measurements"
 DEVICES = {"auto": "auto", "gpu": "cuda", "cuda": "cuda", "cpu": "cpu"}
 
 
-def _engineSegment(image, task, device, progress, should_cancel, source, disc_levels=None):
-    """The engine in this process; ``disc_levels``: the stenosis task's level points."""
+def _engineSegment(image, task, device, progress, should_cancel, source, disc_levels=None, model_dir=None):
+    """The engine in this process; ``disc_levels``: the stenosis task's level points; ``model_dir``: a
+    site model folder of the task instead of the shipped model."""
     from spineai.pipeline import segment
     from spineai.tasks import TaskInputs
 
-    inputs = TaskInputs(disc_levels=disc_levels)
+    inputs = TaskInputs(disc_levels=disc_levels, model_dir=model_dir)
     return segment(image, task, device, progress=progress, should_cancel=should_cancel, source=source, inputs=inputs)
 
 
@@ -81,8 +85,12 @@ class SpineAILogic:
             return tasksInFile()
         return [task for task in tasksInFile() if task in provided]
 
-    def checkRequest(self, volumeNode, task: str, device: str) -> str:
-        """Raise SpineAIError for anything that would make the run fail; return the engine's device name."""
+    def checkRequest(self, volumeNode, task: str, device: str, modelFolder=None) -> str:
+        """Raise SpineAIError for anything that would make the run fail; return the engine's device name.
+
+        ``modelFolder``: a site model chosen for the task, which must hold a model record of the task
+        (its weights' checksum is checked by the engine when it loads them).
+        """
         checkInputVolume(volumeNode)
         if task not in tasksInFile():
             raise SpineAIError(f"unknown task '{task}' (available: {', '.join(tasksInFile())})")
@@ -90,6 +98,10 @@ class SpineAILogic:
         if engineDevice is None:
             raise SpineAIError(f"unknown device '{device}' (choose auto, GPU or CPU)")
         self.dependencies.requireInstalled()
+        if modelFolder is not None:
+            from spineai.pipeline import check_model_folder
+
+            check_model_folder(task, modelFolder)
         return engineDevice
 
     def installDependencies(self, confirm: Callable[[str], bool]) -> None:
@@ -107,16 +119,26 @@ class SpineAILogic:
     # --- segmentation --------------------------------------------------------------------------
 
     def segment(
-        self, volumeNode, task: str = "cord", device: str = "auto", progress=None, shouldCancel=None, levelsNode=None
+        self,
+        volumeNode,
+        task: str = "cord",
+        device: str = "auto",
+        progress=None,
+        shouldCancel=None,
+        levelsNode=None,
+        modelFolder=None,
     ):
         """Segment ``volumeNode``; return (segmentationNode, tableNode), tableNode None for tasks without one.
 
         ``levelsNode``: for the stenosis task, a point list with the disc levels (labels L1-L2 ...
-        L5-S1); None lets the engine find the discs (sagittal or 3D T2 only).
+        L5-S1); None lets the engine find the discs (sagittal or 3D T2 only). ``modelFolder``: a site
+        model of the task (``SpineAILib.Teaching``) instead of the shipped model; None: the shipped model.
         """
-        engineDevice = self.checkRequest(volumeNode, task, device)
+        engineDevice = self.checkRequest(volumeNode, task, device, modelFolder)
         image = volumeToImage(volumeNode)
         options = {"disc_levels": self.levelPoints(task, volumeNode, levelsNode)} if needsLevels(task) else {}
+        if modelFolder is not None:
+            options["model_dir"] = Path(modelFolder).resolve()
         result = self.engine(image, task, engineDevice, progress, shouldCancel, volumeNode.GetName(), **options)
         return self.addResults(volumeNode, task, result, levelsNode)
 
@@ -291,13 +313,14 @@ def _referencedElsewhere(node, segmentationNode) -> bool:
     )
 
 
-def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Image:
+def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec, action: str = "measure") -> sitk.Image:
     """The spec's segments as one uint8 label map on the volume's grid, as the engine labels them.
 
     The inverse of ``Task.segment_mask``: for a task with overlapping segments (tumour) each
     segment ORs its bit (cord 1 | tumour 2 = 3 where both are); otherwise each segment is painted
     with its value, later segments winning overlaps. Raises InputError when the spec's required
-    segment is empty, or, for a spec without one, when every segment is empty.
+    segment is empty, or, for a spec without one, when every segment is empty (``action``: what the
+    message says there is nothing to do, 'measure' or 'add').
     """
     styles = stylesForTask(task)
     overlapping = TASKS[task].overlapping
@@ -309,12 +332,12 @@ def segmentsLabelMap(segmentationNode, volumeNode, task: str, spec) -> sitk.Imag
         segmentId = _findSegmentId(segmentationNode, style.segmentId, name)
         voxels = SegmentationNodes.segmentMask(segmentationNode, segmentId, volumeNode) > 0
         if name == spec.required and not voxels.any():
-            raise InputError(segmentationNode.GetName(), f"the '{name}' segment is empty; nothing to measure")
+            raise InputError(segmentationNode.GetName(), f"the '{name}' segment is empty; nothing to {action}")
         labels = np.zeros(voxels.shape, np.uint8) if labels is None else labels
         labels[voxels] = (labels[voxels] | labelValue) if overlapping else labelValue
     if spec.required is None and not labels.any():
         names = ", ".join(f"'{name}'" for _, name in spec.segments)
-        raise InputError(segmentationNode.GetName(), f"the {names} segments are all empty; nothing to measure")
+        raise InputError(segmentationNode.GetName(), f"the {names} segments are all empty; nothing to {action}")
     return imageOnVolumeGrid(labels, volumeNode)
 
 

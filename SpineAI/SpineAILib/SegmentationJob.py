@@ -2,7 +2,8 @@
 
 States: running -> done | failed | cancelled. ``start`` checks the input and exports it (main thread,
 fast; for the stenosis task also the disc levels of the chosen point list, as the engine's level
-records in ``levels.json``), then the engine runs in an ``EngineProcess``. The panel calls
+records in ``levels.json``), then the engine runs in an ``EngineProcess`` (with ``--model`` when a
+site model was chosen for the task). The panel calls
 ``poll()`` from a qt.QTimer; each poll forwards progress and, once the process has ended, builds
 the result nodes on the main thread through the logic (MRML is not thread-safe) and reports
 ``finished`` or ``failed`` once.
@@ -35,14 +36,23 @@ class EngineResult:
 
 class SegmentationJob:
     def __init__(
-        self, logic, volumeNode, task: str, device: str, process: EngineProcess | None = None, levelsNode=None
+        self,
+        logic,
+        volumeNode,
+        task: str,
+        device: str,
+        process: EngineProcess | None = None,
+        levelsNode=None,
+        modelFolder=None,
     ):
-        """``levelsNode``: the stenosis task's disc levels (a point list), None to let the engine find them."""
+        """``levelsNode``: the stenosis task's disc levels (a point list), None to let the engine find them;
+        ``modelFolder``: a site model of the task, None for the shipped model."""
         self.logic = logic
         self.volumeNode = volumeNode
         self.task = task
         self.device = device
         self.levelsNode = levelsNode
+        self.modelFolder = modelFolder
         self.process = process or EngineProcess()
         self.state: JobState | None = None
         self.progress = 0.0
@@ -58,13 +68,13 @@ class SegmentationJob:
 
     def start(self) -> None:
         """Check and export the input, launch the engine; raises SpineAIError for bad input (no process started)."""
-        engineDevice = self.logic.checkRequest(self.volumeNode, self.task, self.device)
+        engineDevice = self.logic.checkRequest(self.volumeNode, self.task, self.device, self.modelFolder)
         levels = self.logic.levelPoints(self.task, self.volumeNode, self.levelsNode)
         image = volumeToImage(self.volumeNode)
         self._folder = Path(tempfile.mkdtemp(prefix="SpineAI-"))
         try:
             sitk.WriteImage(image, str(self._folder / "input.nrrd"), useCompression=False)
-            options = {}
+            options = {"model": Path(self.modelFolder).resolve()} if self.modelFolder is not None else {}
             if levels:
                 options["levels"] = self._folder / "levels.json"
                 options["levels"].write_text(json.dumps(levelRecords(levels)), encoding="utf-8")

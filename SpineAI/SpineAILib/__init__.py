@@ -9,6 +9,8 @@
 - Logic: SpineAILogic, the GUI-free API (segment, updateMeasurements, exportCSV)
 - SegmentationJob, EngineProcess, EngineWorker: background runs with progress and Cancel
 - Dependencies: installing the engine's packages inside Slicer, in the background
+- Teaching, FineTuneWorker: Teach SpineAI: corrections into a site folder, fine-tuning in the background,
+  the site model chosen per task
 - SceneTransaction, Signal: all-or-nothing scene changes; logic -> panel notifications
 
 Nothing here imports Qt, so all of it runs (and is tested) on real MRML outside the Slicer application.

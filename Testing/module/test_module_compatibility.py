@@ -93,6 +93,12 @@ APPLICATION = {
     "layoutManager.threeDWidget": "Libs/MRML/Widgets/qMRMLLayoutManager.h: threeDWidget(int)",
     "threeDView().resetFocalPoint": "Libs/MRML/Widgets/qMRMLThreeDView.h: resetFocalPoint()",
     "uiWidget.setMRMLScene": "Libs/MRML/Widgets/qMRMLWidget.h: setMRMLScene(vtkMRMLScene*)",
+    "teachCollapsibleButton.contentsCollapsed": "CTK Libs/Widgets/ctkCollapsibleButton.h: contentsCollapsed(bool)",
+    "teachCollapsibleButton.collapsed": "CTK Libs/Widgets/ctkCollapsibleButton.h: Q_PROPERTY(bool collapsed ...)",
+    "_parameterNode.parameterNode": "Base/Python/slicer/parameterNodeWrapper/wrapper.py: _initMethod",
+    "siteFolder: Path (ctkPathLineEdit)": "Base/Python/slicer/parameterNodeWrapper/guiConnectors.py: "
+    "ctkPathLineEditToPathConnector; serializers.py: PathSerializer",
+    "WithinRange": "Base/Python/slicer/parameterNodeWrapper/validators.py: WithinRange(minimum, maximum)",
     "SampleData.SampleDataLogic.registerCustomSampleDataSource": "Modules/Scripted/SampleData/SampleData.py",
     "SampleData.SampleDataLogic.sampleDataSourcesByCategory": "Modules/Scripted/SampleData/SampleData.py",
     "SampleData.downloadSample": "Modules/Scripted/SampleData/SampleData.py",
@@ -119,6 +125,8 @@ QT_USED = {
     "QProgressBar": (["value"], []),
     "QWidget": (["visible", "enabled"], ["layout"]),
     "QFileDialog": ([], ["getSaveFileName"]),
+    "QSettings": ([], ["value", "setValue"]),
+    "QComboBox": (["currentIndex"], ["addItem", "clear", "currentIndexChanged"]),
 }
 
 

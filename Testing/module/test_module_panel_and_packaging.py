@@ -10,6 +10,7 @@ import ast
 import json
 import re
 import struct
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,12 @@ def test_every_widget_the_code_names_is_in_the_ui(panel):
         "progressBar",
         "updateMeasurementsButton",
         "exportCSVButton",
+        "addCorrectionButton",
+        "fineTuneButton",
+        "modelComboBox",
+        "useShippedModelButton",
+        "caseCountLabel",
+        "fineTuneResultLabel",
     } <= used
     missing = sorted(name for name in used if panel.findChild(QObject, name) is None)
     assert missing == [], f"named in the module code but absent from SpineAI.ui: {missing}"
@@ -80,6 +87,27 @@ def test_bound_widgets_match_the_parameter_node(panel):
     assert list(bound["inputVolume"].property("nodeTypes")) == ["vtkMRMLScalarVolumeNode"]
     assert bound["inputVolume"].property("showChildNodeTypes") is False  # no label maps offered as input
     assert "Choice" in fields["device"] and "'GPU'" in fields["device"]
+    # Teach SpineAI: the site folder in a path line edit that picks folders, the fine-tune budget bounded.
+    assert fields["siteFolder"] == "Path" and bound["siteFolder"].objectName() == "siteFolderPathLineEdit"
+    assert ui_classes()["siteFolderPathLineEdit"] == "ctkPathLineEdit"
+    assert ui_property("siteFolderPathLineEdit", "filters") == "ctkPathLineEdit::Dirs"
+    assert fields["fineTuneMinutes"] == "Annotated[float, WithinRange(0.1, 600.0)]"
+    assert bound["fineTuneMinutes"].metaObject().className() == "QDoubleSpinBox"
+
+
+def ui_tree():
+    return ElementTree.parse(MODULE / "Resources" / "UI" / "SpineAI.ui")
+
+
+def ui_classes() -> dict[str, str]:
+    """Each widget's class as the .ui names it (QUiLoader replaces Slicer's and CTK's by their base class)."""
+    return {widget.get("name"): widget.get("class") for widget in ui_tree().iter("widget")}
+
+
+def ui_property(widget: str, name: str) -> str:
+    (element,) = [w for w in ui_tree().iter("widget") if w.get("name") == widget]
+    (value,) = [p for p in element.findall("property") if p.get("name") == name]
+    return "".join(value.itertext()).strip()
 
 
 def test_panel_has_the_run_controls_and_result_actions(panel):
@@ -92,6 +120,14 @@ def test_panel_has_the_run_controls_and_result_actions(panel):
     assert text("updateMeasurementsButton") == "Update measurements"
     assert text("exportCSVButton") == "Export CSV..."
     assert panel.findChild(QObject, "progressBar").metaObject().className() == "QProgressBar"
+    assert text("addCorrectionButton") == "Add this correction"
+    assert text("fineTuneButton") == "Fine-tune"
+    assert text("useShippedModelButton") == "Use shipped model"
+    assert panel.findChild(QObject, "modelComboBox").metaObject().className() == "QComboBox"
+    # The Teach section is a collapsed section after the results: opening it is what reads the site folder.
+    assert ui_classes()["teachCollapsibleButton"] == "ctkCollapsibleButton"
+    assert ui_property("teachCollapsibleButton", "text") == "Teach SpineAI"
+    assert ui_property("teachCollapsibleButton", "collapsed") == "true"
 
 
 def cmake_list(text: str, variable: str) -> list[str]:
