@@ -85,6 +85,7 @@ def finetune(
         raise SpineAIError(f"{out_dir}: already holds files; a fine-tune writes a new model folder")
     if minutes <= 0:
         raise SpineAIError(f"--minutes must be positive, not {minutes}")
+    torch_device = device_of(device)  # before the slow part: a wrong device fails at once
     cases = require_cases(site, task)
     parent = model_for_task(task, start or MODELS_DIR)
     train_cases, held_back = split_cases(cases, seed)
@@ -94,7 +95,7 @@ def finetune(
     feed = batches(info, parent, site, train_cases, held_back, seed, recipe)
     before = feed.score(model)
     budget = Budget(minutes * 60, max_steps)
-    fitted = fit(model, feed, budget, recipe, device_of(device), progress, should_cancel, seed)
+    fitted = fit(model, feed, budget, recipe, torch_device, progress, should_cancel, seed)
     after = feed.score(model.eval())
     record = site_record(parent, cases, held_back, fitted, before, after, minutes, recipe)
     return write_model_folder(model, parent, record, out_dir)
@@ -117,7 +118,7 @@ def device_of(device: str):
     if device not in ("auto", "cpu", "cuda"):
         raise SpineAIError(f"unknown device '{device}' (choose auto, cpu or cuda)")
     if device == "cuda" and not torch.cuda.is_available():
-        raise SpineAIError("device 'cuda' requested but no CUDA GPU is available (use --device auto or cpu)")
+        raise SpineAIError("device 'cuda' requested but no CUDA GPU is available (choose auto or cpu)")
     return torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
 
 
