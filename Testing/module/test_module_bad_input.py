@@ -114,12 +114,12 @@ def test_measuring_an_erased_or_deleted_segment_says_so(t2_volume, cached_engine
 
 def test_missing_packages_are_named_before_anything_runs(t2_volume):
     calls = []
-    missing_torch = DependencyInstaller(isSatisfied=lambda requirement: not requirement.startswith("torch"))
-    logic = SpineAILogic(engine=lambda *args: calls.append(args), dependencies=missing_torch)
+    missing_runtime = DependencyInstaller(isSatisfied=lambda requirement: not requirement.startswith("onnxruntime"))
+    logic = SpineAILogic(engine=lambda *args: calls.append(args), dependencies=missing_runtime)
     run_leaves_scene_unchanged(
         lambda: logic.segment(t2_volume),
         DependencyError,
-        r"not installed in Slicer: torch>=2\.2\. .*installDependencies",
+        r"not installed in Slicer: onnxruntime>=1\.17\. .*installDependencies",
     )
     assert calls == []
 
@@ -132,7 +132,8 @@ def test_install_asks_first_and_a_refusal_installs_nothing():
     questions = []
     with pytest.raises(DependencyError, match="was declined"):
         installer.install(lambda question: questions.append(question) or False)
-    assert installed == [] and "torch>=2.2" in questions[0] and "numpy and SimpleITK are not changed" in questions[0]
+    assert installed == [] and "onnxruntime>=1.17" in questions[0]
+    assert "numpy and SimpleITK are not changed" in questions[0]
 
 
 def test_failing_pip_install_gives_a_clear_message_and_never_touches_numpy_or_simpleitk():
@@ -162,18 +163,22 @@ def test_torch_goes_through_pytorchutils_and_the_rest_through_pip():
 
     def pip(arguments):
         calls.append(("pip", arguments))
-        installed.update(packageName(r) for r in readRequirements() if f'"{r}"' in arguments)
+        installed.update(packageName(r) for r in installer.requirements if f'"{r}"' in arguments)
 
     def torch(requirement):
         calls.append(("torch", requirement))
         installed.add("torch")
 
+    # Segmenting needs no torch (requirements.txt); fine-tuning adds it, through PyTorchUtils.
     installer = DependencyInstaller(
-        isSatisfied=lambda r: packageName(r) in installed, pipInstall=pip, torchInstall=torch
+        ["torch>=2.2", *readRequirements()],
+        isSatisfied=lambda r: packageName(r) in installed,
+        pipInstall=pip,
+        torchInstall=torch,
     )
     installer.install(lambda question: True)
     assert calls[0] == ("torch", "torch>=2.2")
-    assert calls[1][0] == "pip" and "torch" not in calls[1][1] and '"safetensors>=0.4"' in calls[1][1]
+    assert calls[1][0] == "pip" and "torch" not in calls[1][1] and '"onnxruntime>=1.17"' in calls[1][1]
     assert installer.missing() == []
 
 
