@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+import onnxruntime
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "SpineAI" / "spineai" / "training" / "cord_cases.csv"
@@ -133,7 +133,7 @@ def machine() -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "competing_training_process": training_running(),
     }
