@@ -5,7 +5,11 @@ ONNX graphs and once with the same networks in PyTorch (``torch_reference``), an
 are compared voxel by voxel, with the task's measurement tables. The stenosis task runs its disc
 network on the scan and its sac network in the planes of the levels found.
 
-Usage: python benchmarks/onnx_agreement.py [--data DIR]   (needs `pip install -e .[train]` for torch)
+With --before COMMIT, each scan also goes through `spineai segment` of this tree and of the engine as
+it was at COMMIT (extracted with git archive; PyTorch inference then), and every file both write is
+compared: label maps voxel by voxel, tables and level files as text.
+
+Usage: python benchmarks/onnx_agreement.py [--data DIR] [--before 3dc4223]   (needs torch: `pip install -e .[train]`)
 Writes benchmarks/results/onnx_agreement.json and prints a table.
 """
 
@@ -16,7 +20,9 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +40,8 @@ from spineai.pipeline import segment  # noqa: E402
 from spineai.sample import T2  # noqa: E402
 from spineai.tasks import TaskInputs, get_task  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
 # (task, scan relative to the data folder; "sample" is the bundled T2)
 SCANS = [
     ("cord", "sct-legacy/errsm_11/t2/t2.nii.gz"),
@@ -108,10 +115,54 @@ def _same_rows(first: list[dict], second: list[dict]) -> bool:
     )
 
 
+def extract_engine(commit: str, folder: Path) -> Path:
+    """The SpineAI/ folder of ``commit`` (engine and models) under ``folder``, for PYTHONPATH."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "SpineAI"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "SpineAI"
+
+
+def cli_outputs(engine: Path, task: str, scan: Path, out: Path) -> Path:
+    command = [
+        sys.executable,
+        "-m",
+        "spineai",
+        "segment",
+        str(scan),
+        "--task",
+        task,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(engine)})
+    return out
+
+
+def compare_outputs(ours: Path, theirs: Path) -> dict:
+    """Every file both `spineai segment` runs wrote: images voxel by voxel, the rest as text (the
+    sidecar, which records times and versions, left out)."""
+    names = sorted(p.name for p in ours.iterdir() if not p.name.endswith("_seg.json"))
+    differing = {}
+    for name in names:
+        if name.endswith(".nii.gz"):
+            a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(folder / name))) for folder in (ours, theirs))
+            count = int(np.count_nonzero(a != b))
+        else:
+            count = int((ours / name).read_text() != (theirs / name).read_text())
+        if count:
+            differing[name] = count
+    return {"files_compared": names, "files_differing": differing}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
+    parser.add_argument("--before", help="also compare `spineai segment` with the engine at this git commit")
     args = parser.parse_args()
+    temporary = tempfile.TemporaryDirectory()
+    before = extract_engine(args.before, Path(temporary.name)) if args.before else None
     import torch
 
     report = {
@@ -127,10 +178,23 @@ def main() -> None:
         record |= compare(task, *segment_both(task, image))
         if task != "stenosis":
             record["max_probability_difference"] = float(f"{probability_difference(task, image):.2g}")
+        if before:
+            path = T2 if scan == "sample" else args.data / scan
+            runs = [
+                cli_outputs(engine, task, path, Path(temporary.name) / f"{name}-{len(report['scans'])}")
+                for name, engine in (("now", REPO / "SpineAI"), ("before", before))
+            ]
+            record[f"cli_vs_{args.before}"] = compare_outputs(*runs)
         report["scans"].append(record)
         print(json.dumps(record), flush=True)
     report["all_label_maps_identical"] = all(r["label_maps_identical"] for r in report["scans"])
     report["all_tables_identical"] = all(r["tables_identical"] for r in report["scans"])
+    if before:
+        report["before_commit"] = args.before
+        report[f"all_cli_outputs_identical_to_{args.before}"] = not any(
+            r[f"cli_vs_{args.before}"]["files_differing"] for r in report["scans"]
+        )
+    temporary.cleanup()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "onnx_agreement.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print("\n| task | scan | voxels | differing | agreement | tables identical |\n|---|---|---|---|---|---|")

@@ -181,7 +181,8 @@ def test_cuda_out_of_memory_halves_the_patch_batch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(inference, "predict_tiled", out_of_memory_above_two)
     monkeypatch.setattr(inference, "batch_size_for_memory", lambda *args: 16)
-    predictor._predict_slices(sample_slices()[:4], None, None)
+    slices = sample_slices()[:4]
+    predictor._predict_slices(slices, np.empty_like(slices), None, None)
     assert tried == [16, 8, 4, 2] and predictor.device == "cuda"
 
 
@@ -196,6 +197,7 @@ def test_another_cuda_error_is_not_retried_with_smaller_batches(tmp_path, monkey
 
     monkeypatch.setattr(inference, "predict_tiled", driver_failure)
     monkeypatch.setattr(inference, "batch_size_for_memory", lambda *args: 16)
+    slices = sample_slices()[:4]
     with pytest.raises(RuntimeException, match="unknown error"):
-        predictor._predict_slices(sample_slices()[:4], None, None)
+        predictor._predict_slices(slices, np.empty_like(slices), None, None)
     assert tried == [16]
