@@ -25,5 +25,9 @@ def torch_network_for(task: str, device: str = "auto", models_dir=None) -> infer
 
 def use_torch_networks() -> None:
     """From now on, in this process, every task runs its networks in PyTorch (tasks look
-    ``inference.network_for`` up when they run)."""
+    ``inference.network_for`` up when they run), whole slices 8 at a time as PyTorch inference ran
+    them (the ONNX path sizes its batches to memory; PyTorch is slower at one slice per run)."""
+    from spineai import tiling
+
     inference.network_for = torch_network_for
+    tiling.WHOLE_SLICE_CPU_BUDGET = 1 << 40
