@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+import onnxruntime
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "SpineAI" / "spineai" / "training" / "cord_cases.csv"
@@ -60,19 +61,35 @@ def timed_batch(cohort: Path, out: Path, workers: int) -> dict:
     """One `spineai batch` process: wall seconds, and when its first and last case finished (from the
     sidecars' modification times), which splits off the fixed start-up and wind-down costs."""
     before = finished(out) if out.exists() else {}
+    busy_before, ours_before = machine_busy_seconds(), children_cpu_seconds()
     started_wall, started = time.time_ns(), time.perf_counter()
     done = subprocess.run([*batch_command(cohort, out, workers), "--device", "cpu"], capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    ours = children_cpu_seconds() - ours_before
     if done.returncode != 0:
         raise SystemExit(f"spineai batch failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     new = sorted(t for k, t in finished(out).items() if before.get(k) != t)
     record = {"workers": workers, "seconds": round(seconds, 2), "summary": summary_line(done.stdout)}
     # Our own processes load the machine up to about workers + 0.5; much more means someone else ran too.
     record["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    # CPU time the machine spent on other processes during the run: a shared machine's contention, measured.
+    record["other_processes_cpu_s"] = round(machine_busy_seconds() - busy_before - ours, 1)
     if new:
         record["first_case_done_after_s"] = round((new[0] - started_wall) / 1e9, 2)
         record["last_case_done_after_s"] = round((new[-1] - started_wall) / 1e9, 2)
     return record
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes have used since boot (user + nice + system, /proc/stat)."""
+    fields = open("/proc/stat").readline().split()[1:]
+    return sum(int(value) for value in fields[:3]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this script's finished child processes (spineai batch and its Dask workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summary_line(printed: str) -> str:
@@ -133,7 +150,7 @@ def machine() -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "competing_training_process": training_running(),
     }

@@ -30,13 +30,14 @@ import numpy as np
 import SimpleITK as sitk
 from cord_accuracy import print_table  # benchmarks/ is on the path when run as a script
 
-from spineai.models.registry import load_model, model_for_task
+from spineai.models.registry import model_for_task
 from spineai.pipeline import segment
 from spineai.stenosis.levels import find_discs, level_problems, levels_from_records
 from spineai.stenosis.planes import plane_frame, plane_image, reslice
 from spineai.training.canal import evaluate_sac
 from spineai.training.discs import evaluate_discs, train_discs
 from spineai.training.lumbar_ivd import read_lumbar_cases
+from spineai.training.weights import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEAVE_ONE_OUT = RESULTS / "disc_levels_leave_one_out.json"

@@ -1,4 +1,4 @@
-"""The ``spineai`` command line: segment, measure, demo, train.
+"""The ``spineai`` command line: segment, measure, demo, batch, train, export-onnx, pacs.
 
 Errors the user can act on print one line ``spineai: error: <file>: <problem>`` and exit with
 status 2; nothing half-written is left in the output folder.
@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=3e-3, help="peak of the one-cycle schedule")
     train.set_defaults(run=run_train)
 
+    export = commands.add_parser(
+        "export-onnx", help="write the ONNX graph inference runs for each model record in a folder (needs torch)"
+    )
+    export.add_argument("models", type=Path, help="folder of model records (<task>.json + <task>.safetensors)")
+    export.add_argument("--task", action="append", help="only this model (repeatable); default: every record")
+    export.set_defaults(run=run_export)
+
     add_pacs_command(commands)
     add_learning_commands(commands)
     return parser
@@ -199,8 +206,18 @@ def run_demo(args) -> None:
         print(f"  {kind:<13}{path}")
 
 
+def require_torch(command: str) -> None:
+    """Training and export need PyTorch, which the core install leaves out: say so in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise SpineAIError(f"spineai {command} needs PyTorch: pip install 'spineai[train]'")
+
+
 def run_train(args) -> None:
     import os
+
+    require_torch("train")
 
     from .training.cases import BUILTIN_MANIFESTS, read_manifest
     from .training.train import SPECS, train
@@ -228,6 +245,14 @@ def run_train(args) -> None:
     )
     print(json.dumps(metrics["validation_summary"], indent=2))
     print(f"model written to {args.out}")
+
+
+def run_export(args) -> None:
+    require_torch("export-onnx")
+    from .training.export import export_folder
+
+    for spec in export_folder(args.models, args.task):
+        print(f"{spec.onnx_path}  sha256 {spec.onnx.sha256}  (from {spec.weights})")
 
 
 def _train_lumbar(args, data: Path) -> None:

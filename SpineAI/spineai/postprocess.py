@@ -12,8 +12,13 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     if not mask.any():
         return mask
     labels = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), True)
-    largest = sitk.RelabelComponent(labels, sortByObjectSize=True) == 1
-    return sitk.GetArrayFromImage(largest).astype(mask.dtype)
+    # The biggest label, ties to the lowest as RelabelComponent orders them, without a relabelled copy
+    # of the (uint32) label image.
+    sizes = sitk.LabelShapeStatisticsImageFilter()
+    sizes.ComputePerimeterOff()
+    sizes.Execute(labels)
+    largest = max(sizes.GetLabels(), key=lambda label: (sizes.GetNumberOfPixels(label), -label))
+    return sitk.GetArrayFromImage(labels == largest).astype(mask.dtype)
 
 
 def fill_holes_axial(mask: np.ndarray) -> np.ndarray:

@@ -5,6 +5,9 @@ Array convention: ``slices`` is a (slices, H, W) float32 stack with the acquisit
 patch's neighbouring slices given as channels; probabilities come back as (slices, H, W) float32 on
 the same grid. Tiles are in-plane only: every slice is covered by the same grid of tiles.
 
+The network is any callable mapping a (N, C, h, w) float32 batch to (N, h, w) probabilities
+(``inference.SlicePredictor.sigmoid_of``): tiling knows nothing of the runtime that runs it.
+
 Overlapping tiles are blended with a Gaussian importance map (nnU-Net's and MONAI's 'gaussian'
 mode): a tile's centre, which saw the most context, outweighs its border. Memory stays
 O(volume) + O(batch): patches are gathered batch by batch, never all at once.
@@ -17,17 +20,24 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 
 import numpy as np
-import torch
 
 from .errors import Cancelled, SpineAIError
 
 Progress = Callable[[float], None]
 ShouldCancel = Callable[[], bool]
+Network = Callable[[np.ndarray], np.ndarray]  # (N, C, h, w) float32 -> (N, h, w) probabilities
 
 MAX_BATCH = 32
 CPU_BUDGET_CAP = 1 << 30  # 1 GiB for activations is plenty on CPU: larger batches run no faster there
 CPU_BUDGET_FRACTION = 0.25  # of the RAM available now, leaving room for the volume and other programs
-CUDA_BUDGET_FRACTION = 0.5  # of free GPU memory: cuDNN workspaces and the caching allocator need headroom
+# Whole slices on the CPU: measured with the cord network on 224 x 384 slices (2 cores, ONNX Runtime),
+# batches of 1, 2, 4 and 8 slices take the same time per slice within the noise of a shared machine,
+# and each slice holds about 25 MB of activations (estimate 22 MB): one such slice per run keeps a
+# fresh `spineai segment` small; small slices still go 8 at a time.
+WHOLE_SLICE_CPU_BUDGET = 32 << 20
+# ONNX Runtime does not report free GPU memory: a budget any CUDA GPU has, and an out-of-memory error
+# halves the batch (``SlicePredictor``). 2 GiB allows MAX_BATCH patches of 256 pixels.
+CUDA_BUDGET = 2 << 30
 UNKNOWN_RAM_BUDGET = 512 << 20  # when the free RAM cannot be read (e.g. Windows without /proc)
 WEIGHT_FLOOR = 1e-6  # keeps every pixel's blend weight positive, so the final division is safe
 
@@ -91,20 +101,13 @@ def coverage(weights: np.ndarray, starts_y: Sequence[int], starts_x: Sequence[in
     return total
 
 
-def network_probabilities(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """(N, H, W) float32 sigmoid of the first output channel; channels_last input, fp16 autocast on CUDA."""
-    inputs = batch.to(device).contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        logits = model(inputs)
-    return torch.sigmoid(logits.float())[:, 0]
-
-
-def gather_patches(slices: np.ndarray, items, context: int, extent: tuple[int, int]) -> np.ndarray:
-    """(len(items), 2*context+1, *extent) patches for items (slice index, (y, x)); zero beyond the slice."""
+def gather_patches(slices: np.ndarray, items, context: int, extent: tuple[int, int], normalise=None) -> np.ndarray:
+    """(len(items), 2*context+1, *extent) patches for items (slice index, (y, x)); zero beyond the slice.
+    ``normalise`` maps the slices' values to the network's input (None: they are normalised already)."""
     patches = np.zeros((len(items), 2 * context + 1, *extent), np.float32)
     for row, (index, (y, x)) in enumerate(items):
         window = with_context(slices[:, y : y + extent[0], x : x + extent[1]], np.array([index]), context)[0]
-        patches[row, :, : window.shape[1], : window.shape[2]] = window
+        patches[row, :, : window.shape[1], : window.shape[2]] = normalise(window) if normalise else window
     return patches
 
 
@@ -115,40 +118,41 @@ def batches(count: int, tiles: list[tuple[int, int]], batch_size: int) -> Iterat
         yield batch
 
 
-@torch.inference_mode()
 def predict_tiled(
-    model: torch.nn.Module,
+    network: Network,
     slices: np.ndarray,
     context: int,
     patch: int,
     overlap: float = 0.25,
     batch_size: int = 8,
-    device: torch.device | str = "cpu",
     *,
     divisor: int = 1,
     sigma_scale: float = 0.125,
     progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
+    out: np.ndarray | None = None,
+    normalise: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """(slices, H, W) float32 probabilities from square patches of ``patch`` pixels blended with
-    Gaussian weights. ``patch`` must be a multiple of the network's ``divisor``; an axis shorter
-    than the patch is inferred whole, padded with zeros to the divisor as whole slices are."""
+    Gaussian weights, in ``out`` when given (float32, that shape, any strides); ``normalise`` as for
+    ``gather_patches``. ``patch`` must be a
+    multiple of the network's ``divisor``; an axis shorter than the patch is inferred whole, padded
+    with zeros to the divisor as whole slices are."""
     if patch % divisor:
         raise SpineAIError(f"patch size {patch} is not a multiple of the network's size divisor {divisor}")
-    device = torch.device(device)
     count, height, width = slices.shape
     starts_y, starts_x = tile_starts(height, patch, overlap), tile_starts(width, patch, overlap)
     extent = (tile_extent(height, patch, divisor), tile_extent(width, patch, divisor))
     weights = tile_weights(extent, (len(starts_y), len(starts_x)), sigma_scale)
-    weights_on_device = torch.from_numpy(weights).to(device)
     tiles = [(y, x) for y in starts_y for x in starts_x]
-    output = np.zeros(slices.shape, np.float32)
+    output = np.zeros(slices.shape, np.float32) if out is None else out
+    if out is not None:
+        output.fill(0)  # a CPU rerun after a CUDA failure starts from nothing
     done, total = 0, count * len(tiles)
     for items in batches(count, tiles, batch_size):
         if should_cancel and should_cancel():
             raise Cancelled()
-        patches = torch.from_numpy(gather_patches(slices, items, context, extent))
-        weighted = (network_probabilities(model, patches, device) * weights_on_device).cpu().numpy()
+        weighted = network(gather_patches(slices, items, context, extent, normalise)) * weights
         for (index, (y, x)), tile in zip(items, weighted, strict=True):
             window = output[index, y : y + extent[0], x : x + extent[1]]
             window += tile[: window.shape[0], : window.shape[1]]
@@ -169,8 +173,20 @@ def activation_bytes_per_patch(patch: int, in_channels: int, channels: Sequence[
     against 15 MB per patch measured (peak RSS growth, CPU, channels_last, batches of 4 and 16):
     the estimate errs on the safe side, and fp16 on CUDA needs less still.
     """
+    return activation_bytes(patch * patch, in_channels, channels)
+
+
+def activation_bytes(pixels: int, in_channels: int, channels: Sequence[int]) -> int:
+    """``activation_bytes_per_patch`` for an image of ``pixels`` pixels of any shape."""
     floats_per_pixel = in_channels + 4 * sum(width / 4**level for level, width in enumerate(channels))
-    return int(4 * patch * patch * floats_per_pixel)
+    return int(4 * pixels * floats_per_pixel)
+
+
+def slices_per_batch(shape: tuple[int, int], in_channels: int, channels: Sequence[int], device: str, largest: int):
+    """Whole slices of ``shape`` (padded) per network run, 1 to ``largest``: on the CPU as many as fit
+    WHOLE_SLICE_CPU_BUDGET (more per run are no faster there, only bigger), on CUDA the CUDA budget."""
+    budget = CUDA_BUDGET if device == "cuda" else WHOLE_SLICE_CPU_BUDGET
+    return int(min(largest, max(1, budget // activation_bytes(shape[0] * shape[1], in_channels, channels))))
 
 
 def available_ram_bytes() -> int | None:
@@ -188,11 +204,10 @@ def available_ram_bytes() -> int | None:
         return None
 
 
-def memory_budget(device: torch.device) -> int:
-    """Bytes the activations of one batch may use on ``device``."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * CUDA_BUDGET_FRACTION)
+def memory_budget(device: str) -> int:
+    """Bytes the activations of one batch may use on ``device`` ('cpu' or 'cuda')."""
+    if device == "cuda":
+        return CUDA_BUDGET
     available = available_ram_bytes()
     if available is None:
         return UNKNOWN_RAM_BUDGET
@@ -203,10 +218,10 @@ def batch_size_for_memory(
     patch: int,
     in_channels: int,
     channels: Sequence[int],
-    device: torch.device | str = "cpu",
+    device: str = "cpu",
     budget_bytes: int | None = None,
 ) -> int:
     """Patches per batch that fit the memory budget (default: ``memory_budget(device)``), 1 to MAX_BATCH."""
-    budget = memory_budget(torch.device(device)) if budget_bytes is None else budget_bytes
+    budget = memory_budget(str(device)) if budget_bytes is None else budget_bytes
     fitting = budget // activation_bytes_per_patch(patch, in_channels, channels)
     return int(min(MAX_BATCH, max(1, fitting)))

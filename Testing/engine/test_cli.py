@@ -140,3 +140,28 @@ def test_no_cord_found_is_reported_not_a_crash(tmp_path, capsys, monkeypatch):
     assert code == 0 and "no spinal cord found" in err
     assert json.loads((tmp_path / "t2_cord_seg.json").read_text())["cord_found"] is False
     assert (tmp_path / "t2_cord_morphometry.csv").read_text().startswith("Slice (I->S),MEAN(area)")
+
+
+def test_segmenting_never_imports_torch(tmp_path):
+    """Inference runs ONNX graphs: importing the command line and the pipeline, and `spineai segment`
+    with the cord, lesion and tumour networks (whole slices and tiles), leave PyTorch unimported."""
+    script = (
+        "import sys; from spineai import cli, pipeline; "
+        f"codes = [cli.main(['segment', {str(T2)!r}, '--task', task, '--out', {str(tmp_path)!r}, '--device', 'cpu']) "
+        "for task in ('cord', 'lesion', 'tumor')]; "
+        "print('codes', codes, 'torch imported:', 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "codes [0, 0, 0] torch imported: False" in done.stdout, done.stdout + done.stderr
+    assert {"t2_cord_seg.nii.gz", "t2_lesion_seg.nii.gz", "t2_tumor_seg.nii.gz"} <= {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "x"], ["export-onnx", "models"]])
+def test_training_without_torch_says_which_extra_to_install(capsys, monkeypatch, command):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    code, _, err = run(capsys, *command)
+    assert code == EXIT_USER_ERROR
+    assert err == f"spineai: error: spineai {command[0]} needs PyTorch: pip install 'spineai[train]'\n"

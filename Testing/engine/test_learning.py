@@ -157,7 +157,7 @@ def test_finetune_writes_a_model_folder_with_its_record_and_card(site_model):
     site, folder = site_model
     from spineai.models.registry import model_for_task, sha256_of
 
-    assert sorted(p.name for p in folder.iterdir()) == ["cord.json", "cord.md", "cord.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["cord.json", "cord.md", "cord.onnx", "cord.safetensors"]
     record = json.loads((folder / "cord.json").read_text())
     shipped = model_for_task("cord")
     assert record["sha256"] == sha256_of(folder / "cord.safetensors") != shipped.sha256

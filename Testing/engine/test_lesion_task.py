@@ -154,6 +154,7 @@ def test_healthy_scan_gives_a_row_of_zeros_and_a_flag(tmp_path, capsys):
 # --- training on a site's own labels --------------------------------------------------------------
 
 
+@pytest.mark.torch
 def test_train_lesion_on_own_labelled_data(tmp_path, data_dir, capsys):
     """A site with real lesion labels (label maps 0/1/2, the layout the task writes) trains its own model."""
     rows = []
@@ -175,6 +176,7 @@ def test_train_lesion_on_own_labelled_data(tmp_path, data_dir, capsys):
     assert "site/T2w" in capsys.readouterr().out  # validated on the site's own labels
     spec = model_for_task("lesion", out)
     assert spec.task == "lesion" and spec.sha256 == sha256_of(out / "lesion.safetensors")
+    assert spec.onnx.sha256 == sha256_of(out / "lesion.onnx")  # fine-tuned models get their graph too
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["validation_cases"][0]["true_lesions"] == 1  # the real label, not a synthetic one
 

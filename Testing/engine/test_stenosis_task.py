@@ -242,9 +242,11 @@ def test_a_stenosis_cohort_has_every_level_row_a_summary_and_qc(lumbar_scan, dat
     assert "Schizas" in (out / "qc" / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("task", ["stenosis", "discs"])
 def test_train_commands_of_the_lumbar_networks_write_models_the_engine_loads(task, data_dir, tmp_path):
-    from spineai.models.registry import load_model, model_for_task, sha256_of
+    from spineai.inference import network_for
+    from spineai.models.registry import model_for_task, sha256_of
 
     out = tmp_path / task
     argv = ["train", "--task", task, "--data", str(data_dir), "--out", str(out), "--iterations", "3"]
@@ -252,7 +254,9 @@ def test_train_commands_of_the_lumbar_networks_write_models_the_engine_loads(tas
     spec = model_for_task(task, out)
     classes = 4 if task == "stenosis" else 2  # background, sac without CSF, CSF, fat / background, disc
     assert spec.sha256 == sha256_of(out / f"{task}.safetensors") and spec.out_channels == classes
-    assert load_model(spec).head.out_channels == spec.out_channels
+    assert spec.onnx.sha256 == sha256_of(out / f"{task}.onnx") and spec.onnx.output_shape[1] == classes
+    images = np.zeros((2, 40, 56), np.float32)
+    assert network_for(task, "cpu", out).class_probabilities(images).shape == (2, classes, 40, 56)
     metrics = json.loads((out / "metrics.json").read_text())
     assert ("synthetic_test" if task == "stenosis" else "training_scans") in metrics
 

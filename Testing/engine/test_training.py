@@ -8,9 +8,9 @@ import torch
 
 from spineai.cli import main
 from spineai.errors import InputError
-from spineai.inference import SlicePredictor
+from spineai.inference import network_for
 from spineai.io import read_image
-from spineai.models.registry import load_model, model_for_task, sha256_of
+from spineai.models.registry import model_for_task, sha256_of
 from spineai.training.augment import augment
 from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
 from spineai.training.data import PatchSampler, prepare_slices
@@ -115,7 +115,13 @@ def test_train_command_writes_a_model_the_engine_loads(tmp_path, data_dir, capsy
     assert "sct-testing/T2starw" in capsys.readouterr().out  # per-dataset validation Dice is reported
     spec = model_for_task("cord", out)
     assert spec.sha256 == sha256_of(out / "cord.safetensors")
-    predictor = SlicePredictor(load_model(spec), spec, "cpu")
+    assert spec.onnx.sha256 == sha256_of(out / "cord.onnx") and spec.onnx.input_shape == ("batch", 3, "height", "width")
+    # Everything but the files is the shipped record's: the same settings, written by the same code.
+    shipped = model_for_task("cord").to_record()
+    assert {k: v for k, v in spec.to_record().items() if k not in ("sha256", "onnx")} == {
+        k: v for k, v in shipped.items() if k not in ("sha256", "onnx")
+    }
+    predictor = network_for("cord", "cpu", out)
     from spineai.orientation import to_canonical
 
     probability = predictor.probability(to_canonical(read_image(data_dir / "sct-testing/t2s/t2s.nii.gz")))

@@ -113,11 +113,11 @@ def test_measuring_an_erased_or_deleted_segment_says_so(t2_volume, cached_engine
 
 def test_missing_packages_are_named_before_anything_runs(t2_volume):
     calls = []
-    missing_torch = DependencyInstaller(isSatisfied=lambda requirement: not requirement.startswith("torch"))
-    logic = SpineAILogic(engine=lambda *args: calls.append(args), dependencies=missing_torch)
+    missing_runtime = DependencyInstaller(isSatisfied=lambda requirement: not requirement.startswith("onnxruntime"))
+    logic = SpineAILogic(engine=lambda *args: calls.append(args), dependencies=missing_runtime)
     run_leaves_scene_unchanged(
         lambda: logic.segment(t2_volume),
         DependencyError,
-        r"not installed in Slicer: torch>=2\.2\. .*installDependencies",
+        r"not installed in Slicer: onnxruntime>=1\.17\. .*installDependencies",
     )
     assert calls == []

@@ -230,7 +230,7 @@ def teach(fine_tuned):
 def test_a_background_fine_tune_writes_a_model_folder_that_the_selector_lists(teach):
     _, _, site, folder, seen = teach
     assert folder.parent == site / "models"
-    assert sorted(p.name for p in folder.iterdir()) == ["cord.json", "cord.md", "cord.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["cord.json", "cord.md", "cord.onnx", "cord.safetensors"]
     assert seen.failed == [] and seen.progress and seen.progress == sorted(seen.progress) and seen.progress[-1] == 1.0
     record = json.loads((folder / "cord.json").read_text())
     choices = Teaching.siteModelChoices(site, "cord")

@@ -152,13 +152,13 @@ def run_case(case: Case, out_dir: Path, task: str, device: str, model_dir: Path 
 
 
 def limit_threads_per_worker() -> None:
-    """One torch and one ITK thread per worker: N single-threaded workers use N cores without
-    oversubscribing them (torch and ITK would each start one thread per core in every worker)."""
+    """One ONNX Runtime and one ITK thread per worker: N single-threaded workers use N cores without
+    oversubscribing them (both would otherwise start one thread per core in every worker)."""
     import SimpleITK as sitk
-    import torch
 
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    from ..inference import limit_threads
+
+    limit_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
@@ -209,7 +209,7 @@ def dask_client(workers: int | None, scheduler: str | None, pending: int):
         LocalCluster(
             n_workers=count,
             threads_per_worker=1,
-            processes=True,  # torch and ITK hold the GIL in places; processes scale, threads would not
+            processes=True,  # ITK and NumPy hold the GIL in places; processes scale, threads would not
             # The scheduler always serves HTTP (health checks); a free port instead of 8787 lets
             # several batch runs share a machine. No dashboard: nobody is there to look at it.
             dashboard_address=":0",

@@ -78,8 +78,9 @@ def finetune(
     folder ``out_dir`` and return it."""
     import torch
 
-    from ..models.registry import MODELS_DIR, load_model, model_for_task
+    from ..models.registry import MODELS_DIR, model_for_task
     from ..tasks import get_task
+    from ..training.weights import load_model
 
     info = get_task(task)
     out_dir = Path(out_dir)
@@ -269,11 +270,9 @@ def _as_case(site: Path, correction: Correction):
 
 def _predictor(model, spec):
     from ..inference import SlicePredictor
-    from ..models.unet import UNet2D
+    from ..training.weights import TorchRunner, inference_copy
 
-    copy = UNet2D(in_channels=model.in_channels, out_channels=spec.out_channels, channels=model.channels)
-    copy.load_state_dict(model.state_dict())
-    return SlicePredictor(copy.eval(), spec, "cpu")
+    return SlicePredictor(spec, TorchRunner(inference_copy(model, spec)))
 
 
 def _slice_case_score(model, spec, site: Path, correction: Correction, target_of) -> dict:
@@ -376,14 +375,14 @@ def site_planes(site: Path, correction: Correction, spec) -> list[tuple[np.ndarr
 
 def _plane_case_score(model, spec, site: Path, correction: Correction) -> dict:
     """Dice of the sac (every class but background and fat) over the case's level planes."""
-    import torch
 
     from ..inference import class_probabilities
     from ..metrics import dice
+    from ..training.weights import TorchRunner, inference_copy
 
     planes = site_planes(site, correction, spec)
     images = np.stack([p for p, _ in planes])
-    predicted = class_probabilities(model.eval(), images, torch.device("cpu")).argmax(1)
+    predicted = class_probabilities(TorchRunner(inference_copy(model, spec)), images, spec.size_divisor).argmax(1)
     truth = np.stack([c for _, c in planes])
     sac = lambda classes: (classes == 1) | (classes == 2)  # noqa: E731
     return {
@@ -431,11 +430,12 @@ def site_record(
 
 
 def write_model_folder(model, parent, site: dict, out_dir: Path) -> Path:
-    """Weights, record (the parent's, renamed, with the ``site`` block) and card, renamed into
-    ``out_dir`` at the end."""
+    """Weights, their ONNX export, the record (the parent's settings, renamed, with the ``site``
+    block) and the card, renamed into ``out_dir`` at the end."""
     import json
+    from dataclasses import replace
 
-    from ..models.registry import save_weights
+    from ..training.export import write_model
     from .card import model_card
 
     out_dir = Path(out_dir)
@@ -443,10 +443,8 @@ def write_model_folder(model, parent, site: dict, out_dir: Path) -> Path:
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
     try:
-        record = json.loads((parent.folder / f"{parent.task}.json").read_text(encoding="utf-8"))
-        record["name"] = f"{parent.name}-site-{site['created'][:10]}"
-        record["sha256"] = save_weights(model, staged / record["weights"])
-        record["site"] = site
+        renamed = replace(parent.untrained(), name=f"{parent.name}-site-{site['created'][:10]}")
+        record = write_model(model, renamed, staged).to_record() | {"site": site}
         (staged / f"{parent.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (staged / f"{parent.task}.md").write_text(model_card(record), encoding="utf-8")
         if out_dir.exists():

@@ -283,7 +283,7 @@ def cord_morphometry(mask: sitk.Image, levels: sitk.Image | None = None, levels_
     """
     check_mask(mask, "cord mask")
     canonical = to_canonical(mask)
-    array = canonical_array(canonical, np.float64)
+    array = canonical_array(canonical)  # as stored: a float64 copy of the whole volume would be 8x a uint8 mask
     pz, py, px = spacing_zyx(canonical)
     centerline = fit_centerline(array, (pz, py, px))
     level_of = slice_levels(levels, mask, centerline, levels_source) if levels is not None else {}
@@ -291,7 +291,7 @@ def cord_morphometry(mask: sitk.Image, levels: sitk.Image | None = None, levels_
     for z, angle_ap, angle_rl in zip(
         centerline.z.astype(int), centerline.angle_ap(), centerline.angle_rl(), strict=True
     ):
-        metrics = slice_morphometry(array[z].T, (px, py), pz, float(angle_ap), float(angle_rl))
+        metrics = slice_morphometry(array[z].T.astype(np.float64), (px, py), pz, float(angle_ap), float(angle_rl))
         rows.append(slice_row(z, metrics, level_of.get(int(z)), with_level=levels is not None))
     return rows
 

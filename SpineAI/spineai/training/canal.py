@@ -14,25 +14,15 @@ import torch
 from ..inference import class_probabilities, normalise_intensity
 from ..measure.stenosis import section_measurements
 from ..metrics import dice
-from ..models.registry import ModelSpec
+from ..models.registry import model_for_task
 from ..stenosis.grading import schizas_grade
 from ..stenosis.planes import PLANE_SPACING_MM
 from ..stenosis.segment import CLASS_BITS, SAC, clean_plane_labels
 from .multiclass import fit_classes
 from .synthetic_canal import GRADES, canal_phantom
+from .weights import TorchRunner, inference_copy
 
-SAC_SPEC = ModelSpec(
-    name="spineai-stenosis-unet2d",
-    task="stenosis",
-    weights="stenosis.safetensors",
-    sha256="",
-    channels=(8, 16, 32, 64, 128),
-    in_plane_spacing_mm=(PLANE_SPACING_MM, PLANE_SPACING_MM),
-    percentiles=(0.5, 99.5),
-    labels={1: "Dural sac without CSF (nerve roots)", 2: "Cerebrospinal fluid", 3: "Posterior epidural fat"},
-    contrasts=("T2w",),
-    out_channels=4,
-)
+SAC_SPEC = model_for_task("stenosis").untrained()  # the settings of the shipped record
 TEST_SEED = 2024  # test phantoms; training seeds are small integers
 POOL, REFRESH = 512, 64  # phantoms kept, and re-drawn after each batch
 
@@ -98,11 +88,12 @@ def train_sac(iterations: int, seed: int = 0, progress=None, real_planes=(), ini
 def evaluate_sac(model, per_grade: int = 20, seed: int = TEST_SEED) -> dict:
     """On phantoms training never saw: Dice of sac and CSF, DSCA error, and grade agreement per grade."""
     rng = np.random.default_rng(seed)
+    runner = TorchRunner(inference_copy(model, SAC_SPEC))
     rows = []
     for grade in GRADES:
         phantoms = [canal_phantom(grade, rng) for _ in range(per_grade)]
         images = np.stack([normalise_intensity(p.image, SAC_SPEC.percentiles) for p in phantoms])
-        classes = class_probabilities(model, images, torch.device("cpu")).argmax(1)
+        classes = class_probabilities(runner, images, SAC_SPEC.size_divisor).argmax(1)
         for phantom, predicted in zip(phantoms, classes, strict=True):
             rows.append(_score(phantom, clean_plane_labels(CLASS_BITS[predicted])))
     return summarise_sac(rows)

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 import torch
 
 from ..inference import class_probabilities
-from ..models.registry import ModelSpec
+from ..models.registry import ModelSpec, model_for_task
 from ..orientation import canonical_array, to_canonical
 from ..stenosis.levels import (
     DISC_NAMES,
@@ -26,19 +26,9 @@ from ..stenosis.levels import (
 )
 from .lumbar_ivd import LumbarCase
 from .multiclass import fit_classes
+from .weights import TorchRunner, inference_copy
 
-DISC_SPEC = ModelSpec(
-    name="spineai-discs-unet2d",
-    task="discs",
-    weights="discs.safetensors",
-    sha256="",
-    channels=(8, 16, 32, 64, 128),
-    in_plane_spacing_mm=(2.0, 2.0),
-    percentiles=(0.5, 99.5),
-    labels={1: "Intervertebral disc L1-L2 ... L5-S1 (counted up from the sacrum)"},
-    contrasts=("T2w",),
-    out_channels=2,
-)
+DISC_SPEC = model_for_task("discs").untrained()  # the settings of the shipped record
 FIELD = 128  # slices are padded (or cropped) to this square: 256 mm at 2 mm, the lumbar spine and sacrum
 
 
@@ -96,7 +86,8 @@ def train_discs(cases: list[LumbarCase], iterations: int, seed: int = 0, progres
 def evaluate_discs(model, case: LumbarCase) -> dict:
     """Levels found on one scan against its labels: found, order, centroid distance (mm)."""
     volume = prepare_disc_volume(case)
-    predicted = class_probabilities(model, volume.slices, torch.device("cpu")).argmax(1).transpose(1, 2, 0)
+    runner = TorchRunner(inference_copy(model, DISC_SPEC))
+    predicted = class_probabilities(runner, volume.slices, DISC_SPEC.size_divisor).argmax(1).transpose(1, 2, 0)
     found = {level.code: level for level in discs_counted_from_sacrum(predicted > 0, volume.grid, "disc network")}
     truth = {level.code: level for level in volume.truth}
     problems = sorted(set(level_problems(list(found.values())).values()))

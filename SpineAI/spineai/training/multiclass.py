@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .. import __version__
-from ..models.registry import ModelSpec, save_weights
+from ..models.registry import ModelSpec
 from ..models.unet import UNet2D
 from .augment import random_affine, random_contrast, random_resolution_and_noise
+from .export import write_model
+from .weights import new_network
 
 IGNORE = 255  # label of pixels left out of the loss (not known: e.g. around a roughly labelled sac)
 # (rng, batch size) -> images (N, 1, H, W) float32 normalised, labels (N, H, W) int64
@@ -64,7 +64,7 @@ def fit_classes(
     torch.manual_seed(seed)
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     classes = spec.out_channels
-    model = initial or UNet2D(in_channels=spec.in_channels, out_channels=classes, channels=spec.channels)
+    model = initial or new_network(spec)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     warm_up = min(0.5, max(0.05, 2 / iterations))  # at least two steps, so that short runs (tests) schedule too
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=iterations, pct_start=warm_up)
@@ -93,30 +93,7 @@ def fit_classes(
 
 
 def write_class_model(model, spec: ModelSpec, out_dir: Path, metrics: dict) -> ModelSpec:
-    """``<task>.safetensors`` + ``<task>.json`` (the model record) + ``metrics.json`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec = replace(spec, sha256=save_weights(model, out_dir / spec.weights))
-    record = {
-        "name": spec.name,
-        "task": spec.task,
-        "weights": spec.weights,
-        "sha256": spec.sha256,
-        "architecture": {
-            "type": "UNet2D",
-            "channels": list(spec.channels),
-            "in_channels": spec.in_channels,
-            "out_channels": spec.out_channels,
-        },
-        "preprocessing": {
-            "in_plane_spacing_mm": list(spec.in_plane_spacing_mm),
-            "normalisation": "percentile range to [0, 1]",
-            "percentiles": list(spec.percentiles),
-        },
-        "labels": {str(k): v for k, v in spec.labels.items()},
-        "contrasts": list(spec.contrasts),
-        "engine_version": __version__,
-    }
-    (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    """``<task>.safetensors`` + ``.onnx`` + ``.json`` (the model record) + ``metrics.json`` in ``out_dir``."""
+    spec = write_model(model, spec, out_dir)
+    (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return spec

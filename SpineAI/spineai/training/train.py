@@ -14,62 +14,33 @@ import json
 import logging
 import statistics
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .. import __version__
 from ..errors import SpineAIError
 from ..inference import SlicePredictor
 from ..io import read_image
 from ..metrics import annotated_range, dice, lesion_detection
-from ..models.registry import ModelSpec, load_model, model_for_task, save_weights
+from ..models.registry import ModelSpec, model_for_task
 from ..models.unet import UNet2D
 from ..orientation import canonical_array, spacing_zyx, to_canonical
 from ..postprocess import clean_cord_mask, clean_tumour_mask, lesion_label_map
 from .augment import augment
 from .cases import Case
 from .data import PatchSampler, prepare_volume
+from .export import write_model
 from .synthetic_data import SYNTHETIC_TASKS, SyntheticTrainingSet, synthetic_test_scans
+from .weights import TorchRunner, inference_copy, load_model, new_network
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPEC = ModelSpec(
-    name="spineai-cord-unet2d",
-    task="cord",
-    weights="cord.safetensors",
-    sha256="",
-    channels=(8, 16, 32, 64, 128),
-    in_plane_spacing_mm=(0.5, 1.0),
-    percentiles=(0.5, 99.5),
-    labels={1: "Spinal cord"},
-    context_slices=1,
-    contrasts=("T2w", "T2starw", "T1w", "MT"),
-)
-LESION_SPEC = replace(
-    DEFAULT_SPEC,
-    name="spineai-lesion-unet2d",
-    task="lesion",
-    weights="lesion.safetensors",
-    labels={1: "Spinal cord injury lesion"},
-    contrasts=("T2w", "T2starw"),
-    # Every scan is seen at 0.5 mm in plane: a lesion is a few pixels at 1 mm, and most training
-    # scans with fine structure are 0.5 mm axial T2*w.
-    in_plane_spacing_mm=(0.5, 0.5),
-)
-TUMOR_SPEC = replace(
-    DEFAULT_SPEC,
-    name="spineai-tumor-unet2d",
-    task="tumor",
-    weights="tumor.safetensors",
-    labels={1: "Spinal tumour"},
-    contrasts=("T1w (Gd-enhanced)",),
-    in_plane_spacing_mm=(0.5, 0.5),  # as the lesion model: small masses are a few pixels at 1 mm
-    patch_size=256,  # sliding-window inference: any field of view fits in memory
-)
+# A training run's settings are the shipped model's record (architecture, preprocessing, labels,
+# inference): one source, ``models/<task>.json``. The lesion and tumour records see every scan at
+# 0.5 mm in plane (a lesion or small mass is a few pixels at 1 mm), the tumour record tiles.
+DEFAULT_SPEC, LESION_SPEC, TUMOR_SPEC = (model_for_task(task).untrained() for task in ("cord", "lesion", "tumor"))
 SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
 REFRESH_STEPS = 200  # synthetic targets are re-drawn this often
 
@@ -87,7 +58,7 @@ def validate(model: UNet2D, spec: ModelSpec, cases: list[Case], synthetic_scans=
     ``synthetic_scans`` (``synthetic_data.synthetic_test_scans``); lesions are kept where they
     touch the true cord, so the score is the lesion network's alone.
     """
-    predictor = SlicePredictor(_copy_for_inference(model), spec, "cpu")
+    predictor = SlicePredictor(spec, TorchRunner(inference_copy(model, spec)))
     if synthetic_scans is not None:
         return [_score_synthetic(predictor, scan) for scan in synthetic_scans]
     return [_score_cord(predictor, case) for case in cases]
@@ -124,12 +95,6 @@ def _score_synthetic(predictor: SlicePredictor, scan) -> dict:
         "target_voxels": int(scan.target.sum()),
         **{key: round(value, 4) for key, value in detection.items()},
     }
-
-
-def _copy_for_inference(model: UNet2D) -> UNet2D:
-    copy = UNet2D(in_channels=model.in_channels, channels=model.channels)
-    copy.load_state_dict(model.state_dict())
-    return copy.eval()
 
 
 def summarise(results: list[dict]) -> dict:
@@ -218,7 +183,7 @@ def train(
 def _initial_network(spec: ModelSpec, folder: Path | None) -> UNet2D:
     """A fresh network, or the task's model in ``folder`` (checksum verified) to fine-tune, e.g. on a site's labels."""
     if folder is None:
-        return UNet2D(in_channels=spec.in_channels, channels=spec.channels)
+        return new_network(spec)
     start = model_for_task(spec.task, folder)
     if (start.in_channels, start.channels) != (spec.in_channels, spec.channels):
         raise SpineAIError(f"{folder}: the {spec.task} model there has another architecture than this training")
@@ -230,36 +195,7 @@ def _cord_sampler(volumes, patch_size, spec) -> PatchSampler:
 
 
 def _write_model(model, spec, out_dir, cases, results, history, settings) -> dict:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sha256 = save_weights(model, out_dir / spec.weights)
-    spec = replace(spec, sha256=sha256)
-    record = {
-        "name": spec.name,
-        "task": spec.task,
-        "weights": spec.weights,
-        "sha256": sha256,
-        "architecture": {
-            "type": "UNet2D",
-            "channels": list(spec.channels),
-            "in_channels": spec.in_channels,
-            "out_channels": 1,
-        },
-        "preprocessing": {
-            "orientation": "LAS (SCT RPI)",
-            "slice_axis": "coarsest spacing, then fewest voxels",
-            "in_plane_spacing_mm": list(spec.in_plane_spacing_mm),
-            "normalisation": "percentile range to [0, 1]",
-            "percentiles": list(spec.percentiles),
-        },
-        "labels": {str(k): v for k, v in spec.labels.items()},
-        "threshold": spec.threshold,
-        "contrasts": list(spec.contrasts),
-        "engine_version": __version__,
-    }
-    if spec.patch_size:
-        record["inference"] = {"patch_size": spec.patch_size, "overlap": spec.patch_overlap}
-    (out_dir / f"{spec.task}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    spec = write_model(model, spec, out_dir)
     metrics = {
         "training": settings,
         "train_cases": [
@@ -268,7 +204,7 @@ def _write_model(model, spec, out_dir, cases, results, history, settings) -> dic
         "validation_cases": results,
         "validation_summary": summarise(results) if results else {},
         "history": history,
-        "model": {k: v for k, v in asdict(spec).items() if k != "folder"},
+        "model": spec.to_record(),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+    (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
     return metrics
