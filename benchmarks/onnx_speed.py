@@ -13,8 +13,8 @@ ru_maxrss. Variants, interleaved run by run so that a busy machine slows them al
 Then one fresh process per path times the steps of a segmentation apart (imports, model load,
 network, post-processing, morphometry, writing), median of --runs.
 
-Usage: python benchmarks/onnx_speed.py [--data DIR] [--runs 7] [--before 3dc4223]   (needs torch: [train])
-Writes benchmarks/results/onnx_speed.json and prints a table.
+Usage: python benchmarks/onnx_speed.py [--data DIR] [--runs 7] [--before 3dc4223] [--result PATH]  (torch: [train])
+Writes benchmarks/results/onnx_speed.json (or --result) and prints the medians.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -89,13 +90,30 @@ print('RESULT', json.dumps(steps), resource.getrusage(resource.RUSAGE_SELF).ru_m
 """
 
 
+OTHER_CPU: list[float] = []  # CPU seconds other processes used during each fresh-process run
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes have used since boot (user + nice + system, /proc/stat)."""
+    fields = open("/proc/stat").readline().split()[1:]
+    return sum(int(value) for value in fields[:3]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def fresh_process(template: str, pythonpath: Path, torch: bool, scan: Path, out: Path) -> tuple[float, str, float]:
-    """(wall seconds seen by the parent, what the child reported, its peak RSS in MB)."""
+    """(wall seconds seen by the parent, what the child reported, its peak RSS in MB); the CPU time
+    other processes used meanwhile goes to OTHER_CPU (the contention of a shared machine, measured)."""
     code = template.format(torch=torch, benchmarks=str(BENCHMARKS), scan=str(scan), out=str(out))
     environment = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    busy, ours = machine_busy_seconds(), children_cpu_seconds()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     wall = time.perf_counter() - started
+    OTHER_CPU.append(machine_busy_seconds() - busy - (children_cpu_seconds() - ours))
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     reported, _, peak = done.stdout.strip().splitlines()[-1].split(" ", 1)[1].rpartition(" ")
@@ -124,6 +142,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", help="also time the engine as it was at this git commit")
+    parser.add_argument("--result", type=Path, default=RESULTS / "onnx_speed.json")
     args = parser.parse_args()
     import onnxruntime
     import torch
@@ -167,12 +186,17 @@ def main() -> None:
     onnx, reference = report["segment_cli"]["onnx"], report["segment_cli"]["torch"]
     report["onnx_wall_fraction_of_torch"] = round(onnx["median_wall_s"] / reference["median_wall_s"], 3)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["other_processes_cpu_s"] = {
+        "total": round(sum(OTHER_CPU), 1),
+        "largest_in_one_run": round(max(OTHER_CPU), 1),
+        "runs": len(OTHER_CPU),
+    }
     report["note"] = (
-        "2-core machine shared with other agents' work (see the load averages): runs are interleaved so "
-        "that contention slows every variant alike, but absolute times are those of a contended machine"
+        "2-core machine shared with other work: runs are interleaved so that contention slows every "
+        "variant alike; other_processes_cpu_s says how much CPU other processes took during the runs"
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "onnx_speed.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: report[k] for k in ("segment_cli", "steps", "onnx_wall_fraction_of_torch")}, indent=2))
 
 
