@@ -27,7 +27,7 @@ from ..metrics import annotated_range, dice, lesion_detection
 from ..models.registry import ModelSpec, model_for_task
 from ..models.unet import UNet2D
 from ..orientation import canonical_array, spacing_zyx, to_canonical
-from ..postprocess import clean_cord_mask, clean_tumour_mask, lesion_label_map
+from ..postprocess import clean_cord_mask, clean_tumor_mask, lesion_label_map
 from .augment import augment
 from .cases import Case
 from .data import PatchSampler, prepare_volume
@@ -85,7 +85,7 @@ def _score_synthetic(predictor: SlicePredictor, scan) -> dict:
         prediction = lesion_label_map(scan.cord, probability, predictor.spec.threshold)[0] == 2
     else:
         spacing = spacing_zyx(scan.image)
-        prediction = clean_tumour_mask(probability, scan.cord, spacing, predictor.spec.threshold)[0] > 0
+        prediction = clean_tumor_mask(probability, scan.cord, spacing, predictor.spec.threshold)[0] > 0
     detection = lesion_detection(prediction, scan.target)
     # Target-free copies are reported apart: there only false positives can happen.
     group = scan.case.group + ("" if scan.target.any() else " (target-free)")
