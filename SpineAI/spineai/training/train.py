@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 # A training run's settings are the shipped model's record (architecture, preprocessing, labels,
 # inference): one source, ``models/<task>.json``. The lesion and tumour records see every scan at
 # 0.5 mm in plane (a lesion or small mass is a few pixels at 1 mm), the tumour record tiles.
-DEFAULT_SPEC, LESION_SPEC, TUMOR_SPEC = (model_for_task(task).untrained() for task in ("cord", "lesion", "tumor"))
-SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
+CORD_SPEC, LESION_SPEC, TUMOR_SPEC = (model_for_task(task).untrained() for task in ("cord", "lesion", "tumor"))
+SPECS = {"cord": CORD_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
 REFRESH_STEPS = 200  # synthetic targets are re-drawn this often
 
 
@@ -118,7 +118,7 @@ def train(
     learning_rate: float = 3e-3,
     seed: int = 0,
     validate_every: int = 500,
-    spec: ModelSpec = DEFAULT_SPEC,
+    spec: ModelSpec = CORD_SPEC,
     progress=None,
     initial_model: Path | None = None,
 ) -> dict:
