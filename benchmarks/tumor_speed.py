@@ -54,7 +54,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FULL = {"size_xyz": (512, 512, 40), "patch": 256}
 QUICK = {"size_xyz": (192, 192, 6), "patch": 128}
 SPACING_XYZ = (0.5, 0.5, 3.0)  # the coarse third axis makes the 40 slices the acquisition slices
-TUMOUR_CHANNELS = (8, 16, 32, 64, 128)
+TUMOR_CHANNELS = (8, 16, 32, 64, 128)
 
 
 def benchmark_volume(scan: Path, size_xyz) -> sitk.Image:
@@ -85,7 +85,7 @@ def network_and_spec(patch: int) -> tuple[torch.nn.Module, ModelSpec, str]:
         task="tumor",
         weights="",
         sha256="",
-        channels=TUMOUR_CHANNELS,
+        channels=TUMOR_CHANNELS,
         in_plane_spacing_mm=(0.5, 1.0),
         percentiles=(0.5, 99.5),
         labels={1: "Tumour"},

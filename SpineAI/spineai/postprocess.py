@@ -60,10 +60,10 @@ def lesion_label_map(
     return labels, int(np.count_nonzero(candidates & ~lesion))
 
 
-TUMOUR_REACH_MM = 10.0  # how far from the cord a spinal (intradural) tumour may lie
+TUMOR_REACH_MM = 10.0  # how far from the cord a spinal (intradural) tumour may lie
 
 
-def clean_tumour_mask(
+def clean_tumor_mask(
     probability: np.ndarray,
     cord: np.ndarray | None = None,
     spacing=(1.0, 1.0, 1.0),
@@ -83,7 +83,7 @@ def clean_tumour_mask(
     keep = set(np.flatnonzero(sizes >= min_voxels).tolist()) - {0}
     dropped = 0
     if cord is not None and cord.any():
-        near = ndimage.distance_transform_edt(cord == 0, sampling=spacing) <= TUMOUR_REACH_MM
+        near = ndimage.distance_transform_edt(cord == 0, sampling=spacing) <= TUMOR_REACH_MM
         reachable = set(np.unique(components[near & (components > 0)]).tolist())
         dropped = int(np.isin(components, sorted(keep - reachable)).sum())
         keep &= reachable

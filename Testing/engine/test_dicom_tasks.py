@@ -112,7 +112,7 @@ def lesion_run(data_dir, tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="module")
 def tumor_run(data_dir, tmp_path_factory) -> Run:
-    from spineai.training.synthetic_tumours import TumourShape, synthesise_tumours
+    from spineai.training.synthetic_tumors import TumourShape, synthesise_tumors
 
     large = TumourShape(
         length_mm=(30.0, 30.0),
@@ -122,8 +122,8 @@ def tumor_run(data_dir, tmp_path_factory) -> Run:
         core_probability=0.0,
         irregularity=0.0,
     )
-    image, tumour, cord = painted(data_dir, GM_9604, GM_9604_CORD, synthesise_tumours, large, seed=3)
-    return segment_series("tumor", image, tmp_path_factory.mktemp("tumor"), {"tumour": tumour, "cord": cord})
+    image, tumor, cord = painted(data_dir, GM_9604, GM_9604_CORD, synthesise_tumors, large, seed=3)
+    return segment_series("tumor", image, tmp_path_factory.mktemp("tumor"), {"tumour": tumor, "cord": cord})
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_stenosis_csf_overlaps_the_dural_sac_in_the_seg(stenosis_run):
     assert np.array_equal(both, (sitk.GetArrayFromImage(labels) & 3) == 3)
 
 
-def test_tumour_inside_the_cord_is_in_both_overlapping_segments(tumor_run):
+def test_tumor_inside_the_cord_is_in_both_overlapping_segments(tumor_run):
     """Independent of what the model found: the manual cord and the painted intramedullary tumour as
     bit flags (3 = tumour in cord) must come back as two segments that overlap exactly there."""
     from spineai.dicom.results import encoded
@@ -290,7 +290,7 @@ def test_lesion_sr_carries_volume_length_width_damage_ratio_and_bridges(lesion_r
     assert total["tracking"] == "All spinal cord injury lesions"
 
 
-def test_tumour_sr_carries_volume_diameters_and_the_compartment_as_a_coded_finding(tumor_run):
+def test_tumor_sr_carries_volume_diameters_and_the_compartment_as_a_coded_finding(tumor_run):
     groups = sr_groups(tumor_run.sr_path)
     for row, group in zip(tumor_run.rows(), groups, strict=True):
         assert group["finding"] == ("108369006", "SCT")  # Neoplasm
@@ -372,13 +372,13 @@ def test_dciodvfy_finds_no_error_in_the_seg_and_the_sr(run):
 # --- mapping ------------------------------------------------------------------------------------
 
 
-def test_tumour_levels_become_vertebra_finding_sites():
-    from spineai.dicom.report_content import tumour_sites
+def test_tumor_levels_become_vertebra_finding_sites():
+    from spineai.dicom.report_content import tumor_sites
 
-    sites = [(code.value, code.scheme_designator) for code in tumour_sites({"levels": "C3-C5,C7"})]
+    sites = [(code.value, code.scheme_designator) for code in tumor_sites({"levels": "C3-C5,C7"})]
     assert sites == [("113205007", "SCT"), ("5329002", "SCT"), ("36978003", "SCT"), ("87391001", "SCT")]
-    assert tumour_sites({"levels": ""}) == ()
-    assert [c.value for c in tumour_sites({"levels": "L5-S1"})] == ["49668003", "S1-VERTEBRA"]
+    assert tumor_sites({"levels": ""}) == ()
+    assert [c.value for c in tumor_sites({"levels": "L5-S1"})] == ["49668003", "S1-VERTEBRA"]
 
 
 def test_a_task_without_sr_mapping_is_refused_before_any_work(lesion_run, tmp_path, capsys, monkeypatch):

@@ -18,7 +18,7 @@ from spineai.orientation import to_canonical
 from spineai.sample import T2
 from spineai.tiling import batch_size_for_memory, blend_weights, predict_tiled, tile_starts
 
-TUMOUR_CHANNELS = (8, 16, 32, 64, 128)
+TUMOR_CHANNELS = (8, 16, 32, 64, 128)
 HELD_OUT_AXIAL = "gm-challenge/sub-9669/anat/sub-9669_run-1_T2starw.nii.gz"  # 448 x 448 x 15, 0.5 mm in-plane
 
 
@@ -106,17 +106,17 @@ def test_progress_reaches_completion_and_cancel_stops_the_run():
 
 def test_batch_size_stays_within_bounds_and_grows_with_the_budget():
     budgets = (0, 50 << 20, 200 << 20, 1 << 40)
-    sizes = [batch_size_for_memory(256, 3, TUMOUR_CHANNELS, "cpu", budget) for budget in budgets]
+    sizes = [batch_size_for_memory(256, 3, TUMOR_CHANNELS, "cpu", budget) for budget in budgets]
     assert sizes[0] == 1 and sizes[-1] == tiling.MAX_BATCH
     assert sizes == sorted(sizes) and sizes[1] < sizes[2]
-    assert 1 <= batch_size_for_memory(256, 3, TUMOUR_CHANNELS, "cpu") <= tiling.MAX_BATCH
+    assert 1 <= batch_size_for_memory(256, 3, TUMOR_CHANNELS, "cpu") <= tiling.MAX_BATCH
 
 
 def test_activation_estimate_is_bigger_for_wider_networks_and_patches():
     estimate = tiling.activation_bytes_per_patch
-    assert estimate(256, 3, TUMOUR_CHANNELS) == 4 * 256 * 256 * 65  # the documented 65 floats per pixel
-    assert estimate(512, 3, TUMOUR_CHANNELS) == 4 * estimate(256, 3, TUMOUR_CHANNELS)
-    assert estimate(256, 3, (16, 32, 64, 128)) > estimate(256, 3, TUMOUR_CHANNELS)
+    assert estimate(256, 3, TUMOR_CHANNELS) == 4 * 256 * 256 * 65  # the documented 65 floats per pixel
+    assert estimate(512, 3, TUMOR_CHANNELS) == 4 * estimate(256, 3, TUMOR_CHANNELS)
+    assert estimate(256, 3, (16, 32, 64, 128)) > estimate(256, 3, TUMOR_CHANNELS)
 
 
 def patched_model_dir(tmp_path, patch_size: int, overlap: float):

@@ -14,7 +14,7 @@ from spineai.models.registry import model_for_task, sha256_of
 from spineai.training.augment import augment
 from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
 from spineai.training.data import PatchSampler, prepare_slices
-from spineai.training.train import DEFAULT_SPEC
+from spineai.training.train import CORD_SPEC
 
 COLUMNS = ["image", "mask", "subject", "dataset", "contrast", "plane", "split"]
 
@@ -50,18 +50,18 @@ def test_a_subject_in_both_splits_is_refused(tmp_path, data_dir):
 def test_slices_are_prepared_as_inference_sees_them(data_dir):
     cases = read_manifest(BUILTIN_MANIFESTS["cord"], data_dir)
     errsm = next(c for c in cases if c.subject == "errsm_11")
-    images, masks = prepare_slices(errsm, DEFAULT_SPEC)
+    images, masks = prepare_slices(errsm, CORD_SPEC)
     assert images.shape == (52, 216, 384)  # 52 sagittal slices of the 1 mm PSR scan: 216 I->S by 384 P->A
     assert masks.dtype == np.uint8 and set(np.unique(masks)) == {0, 1}
     # normalise_intensity maps the spec's percentiles of the network-grid volume to 0 and 1, clipping at -0.5 and 2
-    low, high = np.percentile(images, DEFAULT_SPEC.percentiles)
+    low, high = np.percentile(images, CORD_SPEC.percentiles)
     assert images.dtype == np.float32 and (low, high) == pytest.approx((0.0, 1.0), abs=1e-4)
     assert images.min() >= -0.5 and images.max() <= 2.0
 
 
 def test_augmentation_keeps_masks_binary_and_is_reproducible(data_dir):
     cases = read_manifest(BUILTIN_MANIFESTS["cord"], data_dir)
-    sampler = PatchSampler([prepare_slices(cases[0], DEFAULT_SPEC)], patch_size=96)
+    sampler = PatchSampler([prepare_slices(cases[0], CORD_SPEC)], patch_size=96)
     images, masks = sampler.sample(6, np.random.default_rng(1))
     assert masks.sum() > 0  # most patches hold cord
     first = augment(images, masks, torch.Generator().manual_seed(3))

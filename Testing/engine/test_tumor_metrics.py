@@ -67,9 +67,9 @@ def test_columns_have_units_and_a_stable_order():
 # --- sizes -----------------------------------------------------------------------------------------
 
 
-def test_box_tumour_in_a_straight_cord():
-    cord, tumour = box(), box(z=(10, 19), y=(14, 21), x=(12, 17))  # 10 x 8 x 6 voxels, inside the cord
-    rows, flags = tumor_metrics(cord, tumour, SPACING)
+def test_box_tumor_in_a_straight_cord():
+    cord, tumor = box(), box(z=(10, 19), y=(14, 21), x=(12, 17))  # 10 x 8 x 6 voxels, inside the cord
+    rows, flags = tumor_metrics(cord, tumor, SPACING)
     assert flags == {"tumor_found": True, "cord_found": True, "n_components": 1, "notes": flags["notes"]}
     assert any("angle-corrected" in note for note in flags["notes"])
     assert [row["label"] for row in rows] == [1, "total"]
@@ -87,21 +87,21 @@ def test_box_tumour_in_a_straight_cord():
     assert rows[1]["n_components"] == 1
 
 
-def test_ellipsoid_tumour_matches_its_analytic_size():
+def test_ellipsoid_tumor_matches_its_analytic_size():
     c, semi = np.array([30.0, 10.1, 13.2]), np.array([12.0, 3.0, 4.5])  # centre, semi-axes (z, y, x) mm
 
     def ellipsoid(z, y, x):
         return ((z - c[0]) / semi[0]) ** 2 + ((y - c[1]) / semi[1]) ** 2 + ((x - c[2]) / semi[2]) ** 2 <= 1
 
-    tumour = render(ellipsoid, SHAPE, SPACING)
-    row = tumor_metrics(box(), tumour, SPACING)[0][0]
+    tumor = render(ellipsoid, SHAPE, SPACING)
+    row = tumor_metrics(box(), tumor, SPACING)[0][0]
     assert row["volume"] == pytest.approx(4 / 3 * math.pi * np.prod(semi), rel=0.03)
     assert row["craniocaudal_length"] == pytest.approx(2 * semi[0], abs=SPACING[0])
     assert row["max_ap_diameter"] == pytest.approx(2 * semi[1], abs=SPACING[1])
     assert row["max_rl_diameter"] == pytest.approx(2 * semi[2], abs=SPACING[2])
     # the longest chord is the z axis (whole slices: within one slice of 24 mm)
     assert row["max_3d_diameter"] == pytest.approx(2 * semi[0], abs=SPACING[0])
-    assert row["max_3d_diameter"] == pytest.approx(corner_diameter(tumour, SPACING))
+    assert row["max_3d_diameter"] == pytest.approx(corner_diameter(tumor, SPACING))
 
 
 def test_feret_diameter_hull_agrees_with_brute_force_and_small_sets():
@@ -124,14 +124,14 @@ def test_compartments_from_the_fraction_in_the_cord():
     outside = box(z=(10, 19), y=(31, 36), x=(12, 17))  # anterior to the cord
     mixed = box(z=(10, 19), y=(26, 33), x=(12, 17))  # rows 26..29 in, 30..33 out
     expected = [(inside, 1.0, "intramedullary"), (outside, 0.0, "outside the cord"), (mixed, 0.5, "mixed")]
-    for tumour, fraction, name in expected:
-        row = tumor_metrics(cord, tumour, SPACING)[0][0]
+    for tumor, fraction, name in expected:
+        row = tumor_metrics(cord, tumor, SPACING)[0][0]
         assert row["fraction_in_cord"] == pytest.approx(fraction) and row["compartment"] == name
     nearly = box(z=(10, 19), y=(20, 29), x=(12, 17)) | box(z=(10, 19), y=(30, 30), x=(12, 17))  # 10/11 in
     assert tumor_metrics(cord, nearly, SPACING)[0][0]["compartment"] == "intramedullary"
 
 
-def test_two_tumours_are_ordered_by_volume_with_a_total():
+def test_two_tumors_are_ordered_by_volume_with_a_total():
     cord = box()
     small = box(z=(3, 5), y=(14, 17), x=(12, 15))  # first in raster order, inside the cord
     large = box(z=(20, 29), y=(31, 38), x=(10, 15))  # outside the cord, anterior
@@ -206,22 +206,22 @@ def test_levels_image_off_grid_is_an_input_error():
 # --- enhancement ratio -------------------------------------------------------------------------------
 
 
-def test_enhancement_ratio_against_the_tumour_free_cord():
-    cord, tumour = box(), box(z=(10, 19), y=(14, 21), x=(12, 17))
+def test_enhancement_ratio_against_the_tumor_free_cord():
+    cord, tumor = box(), box(z=(10, 19), y=(14, 21), x=(12, 17))
     image = np.where(cord, 100.0, 7.0)  # background intensities do not count
-    image[tumour] = 200.0
-    rows, flags = tumor_metrics(cord, tumour, SPACING, image=image)
+    image[tumor] = 200.0
+    rows, flags = tumor_metrics(cord, tumor, SPACING, image=image)
     assert rows[0]["enhancement_ratio"] == pytest.approx(2.0) and rows[1]["enhancement_ratio"] == pytest.approx(2.0)
     assert any("PROPOSAL" in note for note in flags["notes"])
     rows, flags = tumor_metrics(cord, cord, SPACING, image=image)  # the tumour fills the cord: no reference
     assert math.isnan(rows[0]["enhancement_ratio"]) and any("tumour-free cord" in note for note in flags["notes"])
-    assert math.isnan(tumor_metrics(np.zeros(SHAPE), tumour, SPACING, image=image)[0][0]["enhancement_ratio"])
+    assert math.isnan(tumor_metrics(np.zeros(SHAPE), tumor, SPACING, image=image)[0][0]["enhancement_ratio"])
 
 
 # --- empty inputs -------------------------------------------------------------------------------------
 
 
-def test_no_tumour_gives_a_zero_total_row():
+def test_no_tumor_gives_a_zero_total_row():
     rows, flags = tumor_metrics(box(), np.zeros(SHAPE), SPACING, image=np.ones(SHAPE), levels=np.zeros(SHAPE[0]))
     assert flags == {"tumor_found": False, "cord_found": True, "n_components": 0, "notes": ["no tumour"]}
     assert len(rows) == 1 and list(rows[0]) == TUMOR_COLUMNS
@@ -235,8 +235,8 @@ def test_no_tumour_gives_a_zero_total_row():
 
 
 def test_empty_cord_gives_unknown_compartment_and_straight_length():
-    tumour = box(z=(10, 19), y=(14, 21), x=(12, 17))
-    rows, flags = tumor_metrics(np.zeros(SHAPE), tumour, SPACING)
+    tumor = box(z=(10, 19), y=(14, 21), x=(12, 17))
+    rows, flags = tumor_metrics(np.zeros(SHAPE), tumor, SPACING)
     assert flags["cord_found"] is False and flags["tumor_found"] is True and flags["n_components"] == 1
     row = rows[0]
     assert row["compartment"] == "unknown (no cord)" and math.isnan(row["fraction_in_cord"])
@@ -261,8 +261,8 @@ def test_label_map_in_any_orientation_gives_the_same_rows():
         vertebrae[z0 : z1 + 1][box()[z0 : z1 + 1]] = code
     images = [label_image(a) for a in (labels, image, vertebrae)]
     rows, flags = tumor_table(*images)
-    cord, tumour = np.isin(labels, (1, 3)), np.isin(labels, (2, 3))
-    reference, _ = tumor_metrics(cord, tumour, SPACING, image=image, levels=np.repeat([3, 4, 5, 6], 10))
+    cord, tumor = np.isin(labels, (1, 3)), np.isin(labels, (2, 3))
+    reference, _ = tumor_metrics(cord, tumor, SPACING, image=image, levels=np.repeat([3, 4, 5, 6], 10))
     assert [row["compartment"] for row in rows] == ["intramedullary", "mixed", "outside the cord", "intramedullary"]
     assert rows[0]["levels"] == "C4-C5" and rows[1]["levels"] == "C3" and rows[2]["levels"] == "C6"
     assert rows[3]["levels"] == "C3-C6" and rows[3]["fraction_in_cord"] == pytest.approx(768 / 852)
@@ -294,16 +294,16 @@ def test_tilted_cord_length_is_the_length_along_the_cord():
         _, ap, rl = coordinates(z, y, x)
         return (ap / 4.0) ** 2 + (rl / 6.0) ** 2 <= 1
 
-    def in_tumour(z, y, x):
+    def in_tumor(z, y, x):
         s, ap, rl = coordinates(z, y, x)
         return (np.abs(s) <= half_length) & ((ap / r_ap) ** 2 + (rl / r_rl) ** 2 <= 1)
 
     shape = (80, 96, 32)
-    cord, tumour = render(in_cord, shape, spacing), render(in_tumour, shape, spacing)
+    cord, tumor = render(in_cord, shape, spacing), render(in_tumor, shape, spacing)
     assert not cord[:, [0, -1], :].any()
-    row = tumor_metrics(cord, tumour, spacing)[0][0]
+    row = tumor_metrics(cord, tumor, spacing)[0][0]
     assert row["craniocaudal_length"] == pytest.approx(2 * half_length, rel=0.05)
-    straight = tumour.any(axis=(1, 2)).sum() * spacing[0]  # no angle correction: about 9% short
+    straight = tumor.any(axis=(1, 2)).sum() * spacing[0]  # no angle correction: about 9% short
     assert straight < 0.93 * 2 * half_length
     assert row["max_ap_diameter"] == pytest.approx(2 * r_ap, abs=2 * spacing[1])  # AP section 3 / cos(25) uncorrected
     assert row["max_rl_diameter"] == pytest.approx(2 * r_rl, abs=spacing[2])

@@ -13,8 +13,8 @@ from spineai.io import read_image
 from spineai.metrics import dice, lesion_detection
 from spineai.orientation import canonical_array, spacing_zyx, to_canonical
 from spineai.pipeline import segment
-from spineai.postprocess import clean_tumour_mask
-from spineai.training.synthetic_tumours import TumourShape, synthesise_tumours
+from spineai.postprocess import clean_tumor_mask
+from spineai.training.synthetic_tumors import TumourShape, synthesise_tumors
 
 # unf01 and gm-challenge 9604 are validation subjects: no network saw them in training.
 UNF01 = "ivadomed-unf01/sub-unf01_{}.nii.gz"
@@ -45,23 +45,23 @@ LARGE = TumourShape(
 )
 
 
-def painted_scan(data_dir, contrast="T1w", inside=True, seed=3, scan=UNF01, cord_mask=UNF01_CORD, tumour=None):
+def painted_scan(data_dir, contrast="T1w", inside=True, seed=3, scan=UNF01, cord_mask=UNF01_CORD, tumor=None):
     image = to_canonical(read_image(data_dir / scan.format(contrast)))
     cord = canonical_array(to_canonical(read_image(data_dir / cord_mask.format(contrast)))) > 0
-    array, tumour = synthesise_tumours(
+    array, tumor = synthesise_tumors(
         canonical_array(image, np.float32),
         cord,
         spacing_zyx(image),
         np.random.default_rng(seed),
         1,
-        tumour or shape(inside),
+        tumor or shape(inside),
     )
     painted = sitk.GetImageFromArray(array)
     painted.CopyInformation(image)
-    return painted, tumour.astype(bool), cord
+    return painted, tumor.astype(bool), cord
 
 
-def test_painted_tumours_sit_in_or_beside_the_cord_and_enhance(data_dir):
+def test_painted_tumors_sit_in_or_beside_the_cord_and_enhance(data_dir):
     image, inside, cord = painted_scan(data_dir, inside=True)
     assert inside.any() and not (inside & ~cord).any()
     _, outside, _ = painted_scan(data_dir, inside=False)
@@ -70,7 +70,7 @@ def test_painted_tumours_sit_in_or_beside_the_cord_and_enhance(data_dir):
     assert canonical_array(image)[inside].mean() > 1.5 * np.median(original[cord])
 
 
-def test_tumour_clean_up_keeps_every_plausible_mass_near_the_cord_and_drops_specks():
+def test_tumor_clean_up_keeps_every_plausible_mass_near_the_cord_and_drops_specks():
     probability = np.zeros((20, 60, 60), np.float32)
     cord = np.zeros(probability.shape, np.uint8)
     cord[:, 10:14, 10:14] = 1
@@ -78,31 +78,31 @@ def test_tumour_clean_up_keeps_every_plausible_mass_near_the_cord_and_drops_spec
     probability[12:15, 14:19, 14:19] = 0.8  # a second one: tumours may be several
     probability[18, 1, 1] = 0.9  # a speck
     probability[5:10, 50:55, 50:55] = 0.9  # a bright blob 36 mm from the cord: not a spinal tumour
-    mask, dropped = clean_tumour_mask(probability, cord, spacing=(1.0, 1.0, 1.0))
+    mask, dropped = clean_tumor_mask(probability, cord, spacing=(1.0, 1.0, 1.0))
     assert mask.sum() == 6 * 25 + 3 * 25 and dropped == 5 * 25
-    assert clean_tumour_mask(probability)[0].sum() == 6 * 25 + 3 * 25 + 5 * 25  # no cord: kept
+    assert clean_tumor_mask(probability)[0].sum() == 6 * 25 + 3 * 25 + 5 * 25  # no cord: kept
 
 
-def test_painted_tumour_in_a_held_out_scan_is_found(data_dir):
+def test_painted_tumor_in_a_held_out_scan_is_found(data_dir):
     """The pipeline on a tumour the model finds: a large (30 x 10 x 10 mm) intramedullary one in a
     held-out axial T2*w (the network is contrast-agnostic). How often it finds tumours is the
     benchmark's business: it misses small ones, and all of them on the 1 mm axial scans of unf01,
     T1w included (benchmarks/synthetic_accuracy.py, model card)."""
-    image, truth, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumour=LARGE)
+    image, truth, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumor=LARGE)
     result = segment(image, "tumor", device="cpu")
     labels = canonical_array(result.mask)
-    tumour = (labels & 2) > 0
+    tumor = (labels & 2) > 0
     assert result.mask.GetSize() == image.GetSize()
-    assert lesion_detection(tumour, truth)["lesion_recall"] == 1.0
-    assert dice(tumour, truth) > 0.5
+    assert lesion_detection(tumor, truth)["lesion_recall"] == 1.0
+    assert dice(tumor, truth) > 0.5
     assert [m["task"] for m in result.sidecar["models"]] == ["cord", "tumor"]
     assert result.sidecar["expected_contrast"] == "Gd-enhanced T1w"
 
 
-def test_segment_command_writes_tumour_map_and_table_and_says_what_contrast_it_expects(data_dir, tmp_path):
+def test_segment_command_writes_tumor_map_and_table_and_says_what_contrast_it_expects(data_dir, tmp_path):
     """A T2*w given to the Gd-T1 task is run, and the sidecar and table say what the model expects. The
     painted tumour is the large one the model finds (see above), so the volume is always checked."""
-    image, truth, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumour=LARGE)
+    image, truth, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumor=LARGE)
     scan = tmp_path / "t2s_painted.nii.gz"
     sitk.WriteImage(image, str(scan))
     out = tmp_path / "out"
@@ -125,16 +125,16 @@ def test_segment_command_writes_tumour_map_and_table_and_says_what_contrast_it_e
     assert float(rows[-1]["volume"]) == pytest.approx(truth.sum() * voxel_mm3, rel=0.5)
 
 
-def test_measure_command_measures_a_tumour_map_and_refuses_other_values(data_dir, tmp_path, capsys):
-    image, tumour, cord = painted_scan(data_dir, "T1w")
-    labels = sitk.GetImageFromArray(cord.astype(np.uint8) | (tumour.astype(np.uint8) << 1))
+def test_measure_command_measures_a_tumor_map_and_refuses_other_values(data_dir, tmp_path, capsys):
+    image, tumor, cord = painted_scan(data_dir, "T1w")
+    labels = sitk.GetImageFromArray(cord.astype(np.uint8) | (tumor.astype(np.uint8) << 1))
     labels.CopyInformation(image)
     path = tmp_path / "case_tumor_seg.nii.gz"
     sitk.WriteImage(labels, str(path))
     assert main(["measure", str(path), "--task", "tumor", "--out", str(tmp_path / "m")]) == 0
     with open(tmp_path / "m" / "case_tumor.csv", newline="", encoding="utf-8") as handle:
         total = list(csv.DictReader(handle))[-1]
-    assert float(total["volume"]) == pytest.approx(tumour.sum() * math.prod(spacing_zyx(image)))
+    assert float(total["volume"]) == pytest.approx(tumor.sum() * math.prod(spacing_zyx(image)))
     assert total["compartment"] == "intramedullary"
     sitk.WriteImage(labels * 2, str(tmp_path / "bad.nii.gz"))
     assert main(["measure", str(tmp_path / "bad.nii.gz"), "--task", "tumor", "--out", str(tmp_path / "n")]) == (
@@ -143,7 +143,7 @@ def test_measure_command_measures_a_tumour_map_and_refuses_other_values(data_dir
     assert "not a tumor label map" in capsys.readouterr().err and not (tmp_path / "n").exists()
 
 
-def test_sidecar_says_when_no_cord_was_found_even_if_tumours_were(data_dir, tmp_path, monkeypatch):
+def test_sidecar_says_when_no_cord_was_found_even_if_tumors_were(data_dir, tmp_path, monkeypatch):
     """Tumours without a cord (the cord network found none): the sidecar must say so, and the
     compartment is unknown. The cord is taken out of a real result that holds a tumour for sure."""
     from spineai import pipeline
@@ -156,7 +156,7 @@ def test_sidecar_says_when_no_cord_was_found_even_if_tumours_were(data_dir, tmp_
         return result
 
     monkeypatch.setattr(pipeline, "segment", finds_no_cord)
-    image, _, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumour=LARGE)
+    image, _, _ = painted_scan(data_dir, scan=GM_9604, cord_mask=GM_9604_CORD, tumor=LARGE)
     scan, out = tmp_path / "painted.nii.gz", tmp_path / "o"
     sitk.WriteImage(image, str(scan))
     assert main(["segment", str(scan), "--task", "tumor", "--out", str(out), "--device", "cpu"]) == 0
@@ -173,7 +173,7 @@ def test_sidecar_says_when_no_cord_was_found_even_if_tumours_were(data_dir, tmp_
     reason="known limit (cord.md): the cord network finds no cord on axial T1w (unf01, Dice 0), so the "
     "tumour task cannot tell the compartment there",
 )
-def test_tumour_task_finds_the_cord_on_axial_t1w(data_dir):
+def test_tumor_task_finds_the_cord_on_axial_t1w(data_dir):
     result = segment(read_image(data_dir / UNF01.format("T1w")), "tumor", device="cpu")
     cord = (canonical_array(result.mask) & 1) > 0
     manual = canonical_array(to_canonical(read_image(data_dir / UNF01_CORD.format("T1w")))) > 0

@@ -144,7 +144,7 @@ LESION = ReportContent(
 # --- tumour -----------------------------------------------------------------------------------
 
 
-def tumour_sites(row: dict) -> tuple[Code, ...]:
+def tumor_sites(row: dict) -> tuple[Code, ...]:
     """The vertebrae of the row's ``levels`` ("C3-C5,C7" -> C3, C4, C5, C7 vertebra); none without levels."""
     codes_by_name = {level_name(code): code for code in range(1, 26)}
     sites = []
@@ -158,7 +158,7 @@ def tumour_sites(row: dict) -> tuple[Code, ...]:
 TUMOR = ReportContent(
     segment="Spinal tumour",
     title="SpineAI spinal tumour",
-    groups=finding_groups("Spinal tumour", "All spinal tumours", tumour_sites),
+    groups=finding_groups("Spinal tumour", "All spinal tumours", tumor_sites),
     numbers=(
         Number("volume", c.VOLUME, c.CUBIC_MILLIMETRE),
         Number("craniocaudal_length", c.LENGTH, c.MILLIMETRE),

@@ -47,10 +47,10 @@ from .levels import (
 )
 
 CORD_LABEL, EXTRAMEDULLARY_LABEL, INTRAMEDULLARY_LABEL = 1, 2, 3  # bit 1 = cord, bit 2 = tumour
-CORD_VALUES, TUMOUR_VALUES = (CORD_LABEL, INTRAMEDULLARY_LABEL), (EXTRAMEDULLARY_LABEL, INTRAMEDULLARY_LABEL)
+CORD_VALUES, TUMOR_VALUES = (CORD_LABEL, INTRAMEDULLARY_LABEL), (EXTRAMEDULLARY_LABEL, INTRAMEDULLARY_LABEL)
 INTRAMEDULLARY_MIN, OUTSIDE_MAX = 0.9, 0.1  # fraction_in_cord thresholds of the compartment
 INTRAMEDULLARY, OUTSIDE, MIXED = "intramedullary", "outside the cord", "mixed"
-NO_CORD, NO_TUMOUR = "unknown (no cord)", "no tumour"
+NO_CORD, NO_TUMOR = "unknown (no cord)", "no tumour"
 FIRST_LEVEL, LAST_LEVEL = REGIONS[0][1], REGIONS[-1][2]  # SCT codes C1 = 1 .. S1 = 25
 BRUTE_FORCE_MAX_POINTS = 64  # Feret diameter: below this many corner points, all pairs are compared directly
 PAIR_BLOCK = 1024  # rows per block of the pairwise distances (bounded memory)
@@ -114,60 +114,60 @@ def slice_angles(cord: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray, np.
     return tuple(np.interp(z, line.z, angle) for angle in angles)  # np.interp holds the end values
 
 
-def tumour_slices(tumour: np.ndarray) -> np.ndarray:
+def tumor_slices(tumor: np.ndarray) -> np.ndarray:
     """Indices z of the axial slices holding tumour."""
-    return np.nonzero(tumour.any(axis=(1, 2)))[0]
+    return np.nonzero(tumor.any(axis=(1, 2)))[0]
 
 
 # --- per-tumour metrics (``tumour``: one component, or all of them for "total"; bool a[z, y, x]) --
 
 
-def volume(tumour: np.ndarray, spacing) -> float:
+def volume(tumor: np.ndarray, spacing) -> float:
     """volume [mm^3] = N_vox * pz * py * px (no angle correction); volume_ml = volume / 1000."""
-    return float(tumour.sum() * np.prod(spacing))
+    return float(tumor.sum() * np.prod(spacing))
 
 
-def craniocaudal_length(tumour: np.ndarray, pz: float, angle_3d: np.ndarray) -> float:
+def craniocaudal_length(tumor: np.ndarray, pz: float, angle_3d: np.ndarray) -> float:
     """craniocaudal_length [mm] = sum over the axial slices holding tumour of pz / cos(angle_3d(z)).
 
     With a cord this is the length along the cord centreline (as the lesion length); without one
     angle_3d = 0 and, a connected component spanning consecutive slices, it is (z_max - z_min + 1) * pz.
     For several tumours each slice counts once (gaps between tumours are not counted).
     """
-    z = tumour_slices(tumour)
+    z = tumor_slices(tumor)
     return float(np.sum(pz / np.cos(angle_3d[z])))
 
 
-def max_extent(tumour: np.ndarray, axis: int, size: float, angle: np.ndarray) -> float:
+def max_extent(tumor: np.ndarray, axis: int, size: float, angle: np.ndarray) -> float:
     """max over axial slices z of (last - first + 1 voxels along ``axis``, 1 = y, 2 = x) * size * cos(angle(z))."""
-    profile = tumour.any(axis=3 - axis)  # (z, y) for axis 1, (z, x) for axis 2
+    profile = tumor.any(axis=3 - axis)  # (z, y) for axis 1, (z, x) for axis 2
     z = np.nonzero(profile.any(axis=1))[0]
     first, last = first_last(profile[z])
     return float(np.max((last - first + 1) * size * np.cos(angle[z])))
 
 
-def max_ap_diameter(tumour: np.ndarray, py: float, angle_sag: np.ndarray) -> float:
+def max_ap_diameter(tumor: np.ndarray, py: float, angle_sag: np.ndarray) -> float:
     """max_ap_diameter [mm] = max_z (A-P extent in voxels, last - first + 1) * py * cos(angle_sag(z)).
 
     The extent over the whole axial slice, as the lesion width; cos(angle_sag) undoes the
     lengthening of an A-P section of a cord tilted in the sagittal plane (cord-aligned frame).
     """
-    return max_extent(tumour, 1, py, angle_sag)
+    return max_extent(tumor, 1, py, angle_sag)
 
 
-def max_rl_diameter(tumour: np.ndarray, px: float, angle_cor: np.ndarray) -> float:
+def max_rl_diameter(tumor: np.ndarray, px: float, angle_cor: np.ndarray) -> float:
     """max_rl_diameter [mm] = max_z (R-L extent in voxels, last - first + 1) * px * cos(angle_cor(z))."""
-    return max_extent(tumour, 2, px, angle_cor)
+    return max_extent(tumor, 2, px, angle_cor)
 
 
-def surface_corners(tumour: np.ndarray) -> np.ndarray:
+def surface_corners(tumor: np.ndarray) -> np.ndarray:
     """(N, 3) distinct corner indices (z, y, x) of the tumour's surface voxels; corner k of voxel i has index i + k.
 
     Surface voxels: those with a face neighbour outside the tumour (within its bounding box). A
     corner of a voxel whose six face neighbours are all tumour cannot be a convex-hull vertex.
     """
-    box = ndimage.find_objects(tumour.astype(np.uint8))[0]
-    crop = tumour[box]
+    box = ndimage.find_objects(tumor.astype(np.uint8))[0]
+    crop = tumor[box]
     surface = crop & ~ndimage.binary_erosion(crop)
     corners = np.zeros(tuple(n + 1 for n in crop.shape), dtype=bool)
     for k in VOXEL_CORNERS:
@@ -195,7 +195,7 @@ def hull_vertices(points: np.ndarray) -> np.ndarray:
         return points
 
 
-def max_3d_diameter(tumour: np.ndarray, spacing) -> float:
+def max_3d_diameter(tumor: np.ndarray, spacing) -> float:
     """max_3d_diameter [mm]: maximum 3D Feret diameter of the voxelised tumour, voxels taken as boxes.
 
     = max distance between two voxel *corners* of the tumour, in mm (corner k of voxel i at
@@ -206,15 +206,15 @@ def max_3d_diameter(tumour: np.ndarray, spacing) -> float:
     polytope lies on its vertices: corners of the surface voxels, then their convex hull
     (scipy ConvexHull), then all pairs of hull vertices. No angle correction (Feret is rotation-free).
     """
-    points = surface_corners(tumour) * np.asarray(spacing, dtype=float)  # the -1/2 shift cancels in distances
+    points = surface_corners(tumor) * np.asarray(spacing, dtype=float)  # the -1/2 shift cancels in distances
     return max_pairwise_distance(hull_vertices(points))
 
 
-def fraction_in_cord(tumour: np.ndarray, cord: np.ndarray) -> float:
+def fraction_in_cord(tumor: np.ndarray, cord: np.ndarray) -> float:
     """fraction_in_cord = N_vox(tumour and cord) / N_vox(tumour); NaN when the cord is empty."""
     if not cord.any():
         return math.nan
-    return float(np.count_nonzero(tumour & cord) / np.count_nonzero(tumour))
+    return float(np.count_nonzero(tumor & cord) / np.count_nonzero(tumor))
 
 
 def compartment(fraction: float) -> str:
@@ -230,11 +230,11 @@ def compartment(fraction: float) -> str:
     return OUTSIDE if fraction <= OUTSIDE_MAX else MIXED
 
 
-def level_codes(tumour: np.ndarray, levels: np.ndarray | None) -> list[int]:
+def level_codes(tumor: np.ndarray, levels: np.ndarray | None) -> list[int]:
     """Sorted distinct vertebral level codes (> 0) of the slices holding tumour; [] without levels."""
     if levels is None:
         return []
-    codes = levels[tumour_slices(tumour)]
+    codes = levels[tumor_slices(tumor)]
     return sorted(int(code) for code in np.unique(codes[codes > 0]))
 
 
@@ -252,15 +252,15 @@ def levels_text(codes: list[int]) -> str:
     return ",".join(level_name(a) if a == b else f"{level_name(a)}-{level_name(b)}" for a, b in runs)
 
 
-def normal_cord_mean(cord: np.ndarray, tumours: np.ndarray, image: np.ndarray | None) -> float:
+def normal_cord_mean(cord: np.ndarray, tumors: np.ndarray, image: np.ndarray | None) -> float:
     """Mean image intensity of the cord voxels outside every tumour; NaN without image or such voxels."""
     if image is None:
         return math.nan
-    normal = cord & ~tumours
+    normal = cord & ~tumors
     return float(image[normal].mean()) if normal.any() else math.nan
 
 
-def enhancement_ratio(tumour: np.ndarray, image: np.ndarray | None, reference: float) -> float:
+def enhancement_ratio(tumor: np.ndarray, image: np.ndarray | None, reference: float) -> float:
     """enhancement_ratio = mean(post-Gd intensity in the tumour) / mean(in tumour-free cord) [PROPOSAL].
 
     ``reference`` = ``normal_cord_mean`` (the whole tumour-free cord of the scan, not a local
@@ -269,52 +269,52 @@ def enhancement_ratio(tumour: np.ndarray, image: np.ndarray | None, reference: f
     """
     if image is None or not reference > 0:
         return math.nan
-    return float(image[tumour].mean() / reference)
+    return float(image[tumor].mean() / reference)
 
 
 # --- rows -------------------------------------------------------------------------------------
 
 
-def union_columns(label, n_components: int, tumour, cord, spacing, angles, levels, image, reference) -> dict:
+def union_columns(label, n_components: int, tumor, cord, spacing, angles, levels, image, reference) -> dict:
     """The columns that are computed on the tumour mask itself, for one tumour or for the union of all."""
     pz = spacing[0]
-    size = volume(tumour, spacing)
-    fraction = fraction_in_cord(tumour, cord)
-    codes = level_codes(tumour, levels)
+    size = volume(tumor, spacing)
+    fraction = fraction_in_cord(tumor, cord)
+    codes = level_codes(tumor, levels)
     return {
         "label": label,
         "n_components": n_components,
         "volume": size,
         "volume_ml": size / 1000,
-        "craniocaudal_length": craniocaudal_length(tumour, pz, angles[0]),
+        "craniocaudal_length": craniocaudal_length(tumor, pz, angles[0]),
         "fraction_in_cord": fraction,
         "compartment": compartment(fraction),
         "levels": levels_text(codes),
         "n_levels": len(codes),
-        "enhancement_ratio": enhancement_ratio(tumour, image, reference),
+        "enhancement_ratio": enhancement_ratio(tumor, image, reference),
     }
 
 
-def tumour_row(label: int, tumour, cord, spacing, angles, levels, image, reference) -> dict:
+def tumor_row(label: int, tumor, cord, spacing, angles, levels, image, reference) -> dict:
     """All columns of one tumour (a connected component)."""
     _, py, px = spacing
     _, angle_sag, angle_cor = angles
-    row = union_columns(label, 1, tumour, cord, spacing, angles, levels, image, reference) | {
-        "max_ap_diameter": max_ap_diameter(tumour, py, angle_sag),
-        "max_rl_diameter": max_rl_diameter(tumour, px, angle_cor),
-        "max_3d_diameter": max_3d_diameter(tumour, spacing),
+    row = union_columns(label, 1, tumor, cord, spacing, angles, levels, image, reference) | {
+        "max_ap_diameter": max_ap_diameter(tumor, py, angle_sag),
+        "max_rl_diameter": max_rl_diameter(tumor, px, angle_cor),
+        "max_3d_diameter": max_3d_diameter(tumor, spacing),
     }
     return {key: row[key] for key in TUMOR_COLUMNS}
 
 
-def total_row(rows: list[dict], tumours: np.ndarray, cord, spacing, angles, levels, image, reference) -> dict:
+def total_row(rows: list[dict], tumors: np.ndarray, cord, spacing, angles, levels, image, reference) -> dict:
     """The "total" row: the union of all tumours, except the max-type columns.
 
     volume: sum (= volume of the union); craniocaudal_length: slices holding any tumour (each once);
     fraction_in_cord, compartment, enhancement_ratio: over all tumour voxels; levels: over the union;
     max_ap/rl/3d_diameter: max over the tumours (not the Feret diameter of the union).
     """
-    total = union_columns(TOTAL, len(rows), tumours, cord, spacing, angles, levels, image, reference)
+    total = union_columns(TOTAL, len(rows), tumors, cord, spacing, angles, levels, image, reference)
     total |= {key: max(row[key] for row in rows) for key in MAX_COLUMNS}
     return {key: total[key] for key in TUMOR_COLUMNS}
 
@@ -326,7 +326,7 @@ def empty_total_row() -> dict:
         "label": TOTAL,
         "n_components": 0,
         "fraction_in_cord": math.nan,
-        "compartment": NO_TUMOUR,
+        "compartment": NO_TUMOR,
         "levels": "",
         "n_levels": 0,
         "enhancement_ratio": math.nan,
@@ -349,7 +349,7 @@ def checked_levels(levels, n_slices: int, notes: list) -> np.ndarray | None:
 
 def tumor_metrics(
     cord: np.ndarray,
-    tumour: np.ndarray,
+    tumor: np.ndarray,
     spacing: tuple[float, float, float],
     image: np.ndarray | None = None,
     levels: np.ndarray | None = None,
@@ -363,14 +363,14 @@ def tumor_metrics(
     ``empty_total_row``. flags: tumor_found, cord_found, n_components, notes (list of str).
     Never raises on empty masks; raises ``ValueError`` for arrays of the wrong shape.
     """
-    cord, tumour = np.asarray(cord) > 0, np.asarray(tumour) > 0
-    if cord.shape != tumour.shape or cord.ndim != 3:
-        raise ValueError(f"cord and tumour must be 3D arrays of one shape, got {cord.shape} and {tumour.shape}")
+    cord, tumor = np.asarray(cord) > 0, np.asarray(tumor) > 0
+    if cord.shape != tumor.shape or cord.ndim != 3:
+        raise ValueError(f"cord and tumour must be 3D arrays of one shape, got {cord.shape} and {tumor.shape}")
     if image is not None:
         image = np.asarray(image, dtype=np.float64)
         if image.shape != cord.shape:
             raise ValueError(f"image shape {image.shape} differs from the masks' {cord.shape}")
-    flags = {"tumor_found": bool(tumour.any()), "cord_found": bool(cord.any()), "n_components": 0, "notes": []}
+    flags = {"tumor_found": bool(tumor.any()), "cord_found": bool(cord.any()), "n_components": 0, "notes": []}
     notes = flags["notes"]
     levels = checked_levels(levels, cord.shape[0], notes)
     if not flags["tumor_found"]:
@@ -382,8 +382,8 @@ def tumor_metrics(
             "craniocaudal_length is angle-corrected along the cord centreline (sum of pz / cos(angle_3d)); "
             "A-P / R-L diameters are multiplied by cos of the cord's sagittal / coronal angle"
         )
-        cord_z = tumour_slices(cord)
-        beyond = np.setdiff1d(tumour_slices(tumour), np.arange(cord_z[0], cord_z[-1] + 1))
+        cord_z = tumor_slices(cord)
+        beyond = np.setdiff1d(tumor_slices(tumor), np.arange(cord_z[0], cord_z[-1] + 1))
         if beyond.size:
             notes.append(
                 f"{beyond.size} tumour slices lie beyond the cord's ends: the nearest cord slice's angles used"
@@ -395,10 +395,10 @@ def tumor_metrics(
             "diameters without angle correction"
         )
     if levels is not None:
-        unknown = np.count_nonzero(levels[tumour_slices(tumour)] == 0)
+        unknown = np.count_nonzero(levels[tumor_slices(tumor)] == 0)
         if unknown:
             notes.append(f"{unknown} tumour slices have no vertebral level")
-    reference = normal_cord_mean(cord, tumour, image)
+    reference = normal_cord_mean(cord, tumor, image)
     if image is None:
         notes.append("no image: enhancement_ratio is NaN")
     elif math.isnan(reference):
@@ -407,13 +407,13 @@ def tumor_metrics(
         notes.append("mean intensity of the tumour-free cord is <= 0: enhancement_ratio is NaN")
     else:
         notes.append("enhancement_ratio (tumour / tumour-free cord mean intensity) is a PROPOSAL, not validated")
-    components = components_by_volume(tumour)
+    components = components_by_volume(tumor)
     rows = [
-        tumour_row(k, component, cord, spacing, angles, levels, image, reference)
+        tumor_row(k, component, cord, spacing, angles, levels, image, reference)
         for k, component in enumerate(components, start=1)
     ]
     flags["n_components"] = len(rows)
-    return rows + [total_row(rows, tumour, cord, spacing, angles, levels, image, reference)], flags
+    return rows + [total_row(rows, tumor, cord, spacing, angles, levels, image, reference)], flags
 
 
 # --- label maps (any orientation) -------------------------------------------------------------
@@ -459,15 +459,15 @@ def tumor_table(
     canonical = to_canonical(label_map)
     array = canonical_array(canonical)
     spacing = spacing_zyx(canonical)
-    cord, tumour = np.isin(array, CORD_VALUES), np.isin(array, TUMOUR_VALUES)
+    cord, tumor = np.isin(array, CORD_VALUES), np.isin(array, TUMOR_VALUES)
     notes = []
     intensities = None
     if image is not None:
         check_same_grid(image, label_map, "image", "the tumour label map")
         intensities = canonical_array(to_canonical(image), np.float64)
     codes = levels_per_slice(levels, label_map, cord, spacing, notes) if levels is not None else None
-    rows, flags = tumor_metrics(cord, tumour, spacing, intensities, codes)
-    stray = int(np.count_nonzero((array != 0) & ~np.isin(array, CORD_VALUES + TUMOUR_VALUES)))
+    rows, flags = tumor_metrics(cord, tumor, spacing, intensities, codes)
+    stray = int(np.count_nonzero((array != 0) & ~np.isin(array, CORD_VALUES + TUMOR_VALUES)))
     if stray:
         notes.append(f"{stray} voxels with labels other than 0, 1, 2, 3 were treated as background")
     flags["notes"] += notes

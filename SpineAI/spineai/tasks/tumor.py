@@ -33,17 +33,17 @@ class TumorTask(FindingsTask):
     def run(self, canonical, device, progress, should_cancel, inputs: TaskInputs, source: str) -> Segmented:
         """Bit flags 1 cord, 2 tumour: components further than 10 mm from the cord are dropped."""
         from ..orientation import canonical_array, spacing_zyx
-        from ..postprocess import clean_tumour_mask
+        from ..postprocess import clean_tumor_mask
 
         cord, network, probability = cord_then(
             "tumor", canonical, device, progress, should_cancel, 0.3, inputs.model_dir
         )
-        tumour, dropped = clean_tumour_mask(probability, cord.labels, spacing_zyx(canonical), network.spec.threshold)
+        tumor, dropped = clean_tumor_mask(probability, cord.labels, spacing_zyx(canonical), network.spec.threshold)
         details = {
             "input_appearance": input_appearance(canonical_array(canonical), cord.labels),
             "tumour_voxels_dropped_far_from_cord": dropped,
         }
-        return Segmented((cord.labels | (tumour << 1)).astype(np.uint8), cord.networks + [network], details)
+        return Segmented((cord.labels | (tumor << 1)).astype(np.uint8), cord.networks + [network], details)
 
     def measure(self, labels, image, inputs: TaskInputs) -> tuple[list[Table], dict]:
         """One row per tumour and a total row, each saying which contrast the model expects: a scan of

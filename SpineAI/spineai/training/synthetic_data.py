@@ -4,7 +4,7 @@ A case's mask is a label map in the layout the task writes (lesion: 1 cord, 2 le
 flags, 1 cord, 2 tumour outside the cord, 3 tumour inside it). Cases whose map holds the target
 (a site's own data) train on it as it is. Cases with a cord mask only (SpineAI's shared data: no
 real injury or tumour labels exist there) get targets painted into them (``synthetic_lesions``,
-``synthetic_tumours``), re-drawn every few hundred steps so the network never sees the same one
+``synthetic_tumors``), re-drawn every few hundred steps so the network never sees the same one
 for long. The synthetic test set is drawn once, with its own seed, into the validation cases
 only: subjects and targets that training never saw.
 """
@@ -21,11 +21,11 @@ from scipy import ndimage
 
 from ..io import read_image
 from ..orientation import canonical_array, spacing_zyx, to_canonical
-from ..postprocess import TUMOUR_REACH_MM
+from ..postprocess import TUMOR_REACH_MM
 from .cases import Case
 from .data import PatchSampler, Volume
 from .synthetic_lesions import LesionShape, synthesise_lesions
-from .synthetic_tumours import synthesise_tumours
+from .synthetic_tumors import synthesise_tumors
 
 TEST_SEED = 5_000_003  # the synthetic test set's own seed, apart from any training seed
 
@@ -55,13 +55,13 @@ SYNTHETIC_TASKS = {
         cord_of=lambda labels: labels >= 1,
     ),
     "tumor": SyntheticTask(
-        paint=synthesise_tumours,
-        test_paint=synthesise_tumours,
+        paint=synthesise_tumors,
+        test_paint=synthesise_tumors,
         target_of=lambda labels: (labels.astype(np.uint8) & 2) > 0,
         cord_of=lambda labels: (labels.astype(np.uint8) & 1) > 0,
         per_scan=(0, 3),
         test_per_scan=(1, 3),
-        reach_mm=TUMOUR_REACH_MM,
+        reach_mm=TUMOR_REACH_MM,
     ),
 }
 

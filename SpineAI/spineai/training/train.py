@@ -27,7 +27,7 @@ from ..metrics import annotated_range, dice, lesion_detection
 from ..models.registry import ModelSpec, model_for_task
 from ..models.unet import UNet2D
 from ..orientation import canonical_array, spacing_zyx, to_canonical
-from ..postprocess import clean_cord_mask, clean_tumour_mask, lesion_label_map
+from ..postprocess import clean_cord_mask, clean_tumor_mask, lesion_label_map
 from .augment import augment
 from .cases import Case
 from .data import PatchSampler, prepare_volume
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 # A training run's settings are the shipped model's record (architecture, preprocessing, labels,
 # inference): one source, ``models/<task>.json``. The lesion and tumour records see every scan at
 # 0.5 mm in plane (a lesion or small mass is a few pixels at 1 mm), the tumour record tiles.
-DEFAULT_SPEC, LESION_SPEC, TUMOR_SPEC = (model_for_task(task).untrained() for task in ("cord", "lesion", "tumor"))
-SPECS = {"cord": DEFAULT_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
+CORD_SPEC, LESION_SPEC, TUMOR_SPEC = (model_for_task(task).untrained() for task in ("cord", "lesion", "tumor"))
+SPECS = {"cord": CORD_SPEC, "lesion": LESION_SPEC, "tumor": TUMOR_SPEC}
 REFRESH_STEPS = 200  # synthetic targets are re-drawn this often
 
 
@@ -85,7 +85,7 @@ def _score_synthetic(predictor: SlicePredictor, scan) -> dict:
         prediction = lesion_label_map(scan.cord, probability, predictor.spec.threshold)[0] == 2
     else:
         spacing = spacing_zyx(scan.image)
-        prediction = clean_tumour_mask(probability, scan.cord, spacing, predictor.spec.threshold)[0] > 0
+        prediction = clean_tumor_mask(probability, scan.cord, spacing, predictor.spec.threshold)[0] > 0
     detection = lesion_detection(prediction, scan.target)
     # Target-free copies are reported apart: there only false positives can happen.
     group = scan.case.group + ("" if scan.target.any() else " (target-free)")
@@ -118,7 +118,7 @@ def train(
     learning_rate: float = 3e-3,
     seed: int = 0,
     validate_every: int = 500,
-    spec: ModelSpec = DEFAULT_SPEC,
+    spec: ModelSpec = CORD_SPEC,
     progress=None,
     initial_model: Path | None = None,
 ) -> dict:

@@ -31,7 +31,7 @@ class TumourShape:
     irregularity: float = 0.35
 
 
-def synthesise_tumours(
+def synthesise_tumors(
     image: np.ndarray,
     cord: np.ndarray,
     spacing: tuple[float, float, float],
@@ -41,15 +41,15 @@ def synthesise_tumours(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` tumours painted into ``image`` at or beside ``cord``; returns (image, tumour mask uint8)."""
     image = image.astype(np.float32, copy=True)
-    tumour = np.zeros(cord.shape, np.uint8)
+    tumor = np.zeros(cord.shape, np.uint8)
     cord = cord > 0
     slices = np.flatnonzero(cord.any(axis=(1, 2)))
     if count <= 0 or slices.size == 0:
-        return image, tumour
+        return image, tumor
     cord_level = float(np.median(image[cord]))
     for _ in range(count):
         inside = rng.random() < shape.intramedullary_probability
-        blob = _tumour_blob(cord, spacing, slices, rng, shape, inside)
+        blob = _tumor_blob(cord, spacing, slices, rng, shape, inside)
         box = blob.box
         # Inside: clipped to the cord. Outside: the mass stops at the cord, which stays visible beside it.
         allowed = cord[box] if inside else ~cord[box]
@@ -61,11 +61,11 @@ def synthesise_tumours(
             target = target * (1 - core) + core * cord_level * rng.uniform(0.3, 0.8)
         # Replace rather than add: an extramedullary mass displaces CSF or fat, it does not sit on top.
         image[box] = image[box] * (1 - weight) + weight * (target + _texture(image[box], rng))
-        tumour[box] |= (weight >= 0.5).astype(np.uint8)
-    return image, tumour
+        tumor[box] |= (weight >= 0.5).astype(np.uint8)
+    return image, tumor
 
 
-def _tumour_blob(cord, spacing, slices, rng, shape: TumourShape, inside: bool) -> Blob:
+def _tumor_blob(cord, spacing, slices, rng, shape: TumourShape, inside: bool) -> Blob:
     """A tumour-sized ellipsoid at a random cord level, in the cord or abutting it."""
     _, py, px = spacing
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
