@@ -112,9 +112,9 @@ def lesion_run(data_dir, tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="module")
 def tumor_run(data_dir, tmp_path_factory) -> Run:
-    from spineai.training.synthetic_tumors import TumourShape, synthesise_tumors
+    from spineai.training.synthetic_tumors import TumorShape, synthesise_tumors
 
-    large = TumourShape(
+    large = TumorShape(
         length_mm=(30.0, 30.0),
         radius_mm=(5.0, 5.0),
         enhancement=(1.5, 1.5),

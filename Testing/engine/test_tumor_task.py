@@ -14,7 +14,7 @@ from spineai.metrics import dice, lesion_detection
 from spineai.orientation import canonical_array, spacing_zyx, to_canonical
 from spineai.pipeline import segment
 from spineai.postprocess import clean_tumor_mask
-from spineai.training.synthetic_tumors import TumourShape, synthesise_tumors
+from spineai.training.synthetic_tumors import TumorShape, synthesise_tumors
 
 # unf01 and gm-challenge 9604 are validation subjects: no network saw them in training.
 UNF01 = "ivadomed-unf01/sub-unf01_{}.nii.gz"
@@ -23,9 +23,9 @@ GM_9604 = "gm-challenge/sub-9604/anat/sub-9604_run-1_T2starw.nii.gz"
 GM_9604_CORD = "gm-challenge/derivatives/labels/sub-9604/anat/sub-9604_run-1_T2starw_seg-manual.nii.gz"
 
 
-def shape(inside: bool) -> TumourShape:
+def shape(inside: bool) -> TumorShape:
     """One tumour of fixed size: 12 mm long, 3 mm semi-axes, regular, no core."""
-    return TumourShape(
+    return TumorShape(
         length_mm=(12.0, 12.0),
         radius_mm=(3.0, 3.0),
         enhancement=(1.0, 1.0),
@@ -35,7 +35,7 @@ def shape(inside: bool) -> TumourShape:
     )
 
 
-LARGE = TumourShape(
+LARGE = TumorShape(
     length_mm=(30.0, 30.0),
     radius_mm=(5.0, 5.0),
     enhancement=(1.5, 1.5),

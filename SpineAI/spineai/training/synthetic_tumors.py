@@ -22,7 +22,7 @@ from .synthetic_lesions import Blob, ellipsoid_along_cord
 
 
 @dataclass(frozen=True)
-class TumourShape:
+class TumorShape:
     length_mm: tuple[float, float] = (5.0, 60.0)  # rostro-caudal extent, log-uniform
     radius_mm: tuple[float, float] = (2.0, 8.0)  # in-plane semi-axes
     enhancement: tuple[float, float] = (0.5, 1.5)  # tumour = cord x (1 + e)
@@ -37,7 +37,7 @@ def synthesise_tumors(
     spacing: tuple[float, float, float],
     rng: np.random.Generator,
     count: int,
-    shape: TumourShape = TumourShape(),
+    shape: TumorShape = TumorShape(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` tumours painted into ``image`` at or beside ``cord``; returns (image, tumour mask uint8)."""
     image = image.astype(np.float32, copy=True)
@@ -65,7 +65,7 @@ def synthesise_tumors(
     return image, tumor
 
 
-def _tumor_blob(cord, spacing, slices, rng, shape: TumourShape, inside: bool) -> Blob:
+def _tumor_blob(cord, spacing, slices, rng, shape: TumorShape, inside: bool) -> Blob:
     """A tumour-sized ellipsoid at a random cord level, in the cord or abutting it."""
     _, py, px = spacing
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
