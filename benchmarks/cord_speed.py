@@ -1,14 +1,19 @@
 """Cord segmentation speed and memory on a 384x216x52 sagittal T2 (sct-legacy errsm_11).
 
 Measured in one run, on this machine:
-  1. SpineAI end to end in a warm process (read, infer, post-process, write mask + sidecar): median of 5.
-  2. The same through the `spineai segment` command in a fresh process (Python + torch start-up and
-     model loading included; morphometry CSV included): median of 5, with the peak RSS of that process.
-  3. Network inference only: SpineAI's whole-slice batches vs MONAI's `sliding_window_inference`
-     (the baseline) on the same network, the same normalised slices, same threads: median of 5, ratio.
+  1. SpineAI end to end in a warm process (read, infer, post-process, write mask + sidecar), the
+     product's path (networks on ONNX Runtime): median of --runs.
+  2. The same through the `spineai segment` command in a fresh process (Python start-up and model
+     loading included; morphometry CSV included): median of --runs, with the peak RSS of that process.
+  3. Network inference only, in PyTorch: SpineAI's whole-slice batches (8 slices a run, as PyTorch
+     inference ran them) vs MONAI's `sliding_window_inference` (the baseline) on the very same
+     network (safetensors weights, BatchNorm folded, channels-last: ``torch_reference``), the same
+     normalised slices, same threads: median of --runs, ratio. Only the tiling differs.
+  4. The product's network inference on ONNX Runtime (``inference.network_for``, its batches sized
+     to its memory budget) on the same slices, as an additional figure: median of --runs.
 
-Usage: python benchmarks/cord_speed.py [--data DIR] [--runs 5]   (needs `pip install -e .[bench]`)
-Writes benchmarks/results/cord_speed.json and prints a table.
+Usage: python benchmarks/cord_speed.py [--data DIR] [--runs 5] [--out PATH]   (needs `pip install -e .[train,bench]`)
+Writes benchmarks/results/cord_speed.json (or --out) and prints it.
 """
 
 from __future__ import annotations
@@ -22,23 +27,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import SimpleITK as sitk
 import torch
 
-from spineai.inference import (
-    network_for,
-    network_spacing,
-    normalise_intensity,
-    resample_to_spacing,
-    slice_axis,
-    with_context,
-)
-from spineai.io import OutputSet, read_image
-from spineai.orientation import to_canonical
-from spineai.pipeline import segment
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch_reference  # noqa: E402
+
+from spineai import inference, tiling  # noqa: E402
+from spineai.inference import network_spacing, normalise_intensity, resample_to_spacing, slice_axis  # noqa: E402
+from spineai.io import OutputSet, read_image  # noqa: E402
+from spineai.models.registry import ModelSpec, model_for_task  # noqa: E402
+from spineai.orientation import to_canonical  # noqa: E402
+from spineai.pipeline import segment  # noqa: E402
+from spineai.tiling import with_context  # noqa: E402
 
 SCAN = "sct-legacy/errsm_11/t2/t2.nii.gz"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -76,15 +83,26 @@ def cli_cold(scan: Path, out_dir: Path) -> tuple[float, float]:
     return wall, peak_mb
 
 
-def network_slices(scan: Path) -> tuple[torch.Tensor, object]:
-    """The normalised slice stack the network sees for this scan, padded as SpineAI pads it."""
-    predictor = network_for("cord", "cpu")
+def network_slices(scan: Path, spec: ModelSpec) -> np.ndarray:
+    """The normalised (slices, H, W) stack the network sees for this scan, as SlicePredictor prepares it."""
     canonical = to_canonical(read_image(scan))
     spacing = tuple(reversed(canonical.GetSpacing()))
     axis = slice_axis(spacing, canonical.GetSize()[::-1])
-    grid = resample_to_spacing(canonical, network_spacing(spacing, axis, predictor.spec.in_plane_spacing_mm))
-    volume = normalise_intensity(sitk.GetArrayViewFromImage(grid), predictor.spec.percentiles)
-    return np.moveaxis(volume, axis, 0), predictor
+    grid = resample_to_spacing(canonical, network_spacing(spacing, axis, spec.in_plane_spacing_mm))
+    volume = normalise_intensity(sitk.GetArrayViewFromImage(grid), spec.percentiles)
+    return np.moveaxis(volume, axis, 0)
+
+
+@contextmanager
+def whole_slices_eight_at_a_time():
+    """Whole slices 8 per network run, as PyTorch inference ran them (``torch_reference``) and as the
+    MONAI baseline below is fed; the product's ONNX path sizes its batches to a memory budget instead."""
+    budget = tiling.WHOLE_SLICE_CPU_BUDGET
+    tiling.WHOLE_SLICE_CPU_BUDGET = 1 << 40
+    try:
+        yield
+    finally:
+        tiling.WHOLE_SLICE_CPU_BUDGET = budget
 
 
 def monai_sliding_window(slices: np.ndarray, model, context: int, roi: int, overlap: float, mode: str) -> None:
@@ -92,7 +110,7 @@ def monai_sliding_window(slices: np.ndarray, model, context: int, roi: int, over
     from monai.inferers import sliding_window_inference
 
     def network(batch: torch.Tensor) -> torch.Tensor:
-        # MONAI's patches in the layout SpineAI feeds the same channels-last network (spineai.tiling)
+        # MONAI's patches in the layout SpineAI's TorchRunner feeds the same channels-last network
         return model(batch.contiguous(memory_format=torch.channels_last))
 
     inputs = torch.from_numpy(with_context(slices, np.arange(len(slices)), context))
@@ -105,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS / "cord_speed.json", help="results JSON")
     args = parser.parse_args()
     scan = args.data / SCAN
     torch.set_num_threads(os.cpu_count() or 1)
@@ -117,7 +136,10 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            "onnxruntime": onnxruntime.__version__,
         },
+        "end_to_end_runtime": "ONNX Runtime (the product's path)",
+        "inference_runtime": "PyTorch, channels-last, BatchNorm folded (SpineAI and the MONAI baselines alike)",
     }
     with tempfile.TemporaryDirectory() as tmp:
         end_to_end_warm(scan, Path(tmp) / "warmup")
@@ -128,15 +150,19 @@ def main() -> None:
         report["cli_process_s"] = round(statistics.median(t for t, _ in cold), 3)
         report["cli_peak_rss_mb"] = round(max(m for _, m in cold), 1)
 
-    slices, predictor = network_slices(scan)
-    ours, ours_runs = median_seconds(lambda: predictor._predict_slices(slices, None, None), args.runs)
+    slices = network_slices(scan, model_for_task("cord"))
+    predictor = torch_reference.torch_network_for("cord")  # the network in PyTorch behind SpineAI's SlicePredictor
+    with whole_slices_eight_at_a_time():
+        predictor._predict_slices(slices, None, None, None)  # warm-up
+        ours, ours_runs = median_seconds(lambda: predictor._predict_slices(slices, None, None, None), args.runs)
     report["inference_spineai_s"], report["inference_spineai_runs_s"] = ours, ours_runs
     report["baselines"] = []
     context = predictor.spec.context_slices
     for roi, overlap, mode in [(128, 0.25, "constant"), (128, 0.5, "gaussian")]:
-        # The very network SpineAI ran, channels-last as SlicePredictor holds it: only the tiling differs.
+        # The very network SpineAI ran, channels-last as its TorchRunner holds it: only the tiling differs.
         seconds, runs = median_seconds(
-            lambda r=roi, o=overlap, w=mode: monai_sliding_window(slices, predictor.model, context, r, o, w), args.runs
+            lambda r=roi, o=overlap, w=mode: monai_sliding_window(slices, predictor.runner.model, context, r, o, w),
+            args.runs,
         )
         report["baselines"].append(
             {
@@ -146,8 +172,15 @@ def main() -> None:
                 "ratio_baseline_over_spineai": round(seconds / ours, 2),
             }
         )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cord_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    product = inference.network_for("cord", "cpu")  # ONNX Runtime, batches sized as the product sizes them
+    product._predict_slices(slices, None, None, None)  # warm-up
+    seconds, runs = median_seconds(lambda: product._predict_slices(slices, None, None, None), args.runs)
+    report["inference_onnxruntime_s"], report["inference_onnxruntime_runs_s"] = round(seconds, 3), runs
+    report["ratio_onnxruntime_over_spineai_torch"] = round(seconds / ours, 2)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
