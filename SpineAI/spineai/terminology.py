@@ -88,6 +88,12 @@ def add_segment_codes(*codes: SegmentCode) -> None:
     _EXTRA.update({(code.task, code.name): code for code in codes})
 
 
+def remove_segment_codes(task: str) -> None:
+    """Forget the codes ``add_segment_codes`` gave ``task`` (a plugin task that is unregistered)."""
+    for key in [key for key in _EXTRA if key[0] == task]:
+        del _EXTRA[key]
+
+
 def _from_row(row: dict) -> SegmentCode:
     def code(prefix: str) -> Code:
         return Code(row[f"{prefix}Scheme"].strip(), row[f"{prefix}Code"].strip(), row[f"{prefix}Meaning"].strip())

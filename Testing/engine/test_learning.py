@@ -205,8 +205,8 @@ def test_a_tampered_or_foreign_model_folder_is_refused(site_model, tmp_path, cap
     assert code == EXIT_USER_ERROR and "holds no model of the lesion task; it holds a model of: cord" in err
     tampered = tmp_path / "tampered"
     shutil.copytree(folder, tampered)
-    weights = tampered / "cord.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    graph = tampered / "cord.onnx"  # what inference loads
+    graph.write_bytes(graph.read_bytes()[:-8] + b"\0" * 8)
     code, _, err = run(capsys, "segment", T2, "--out", tmp_path / "o", "--device", "cpu", "--model", tampered)
     assert code == EXIT_USER_ERROR and "does not match the model record" in err and "refusing to load" in err
     assert not (tmp_path / "o").exists()

@@ -16,7 +16,7 @@ from spineai import tasks
 from spineai.cli import main
 from spineai.orientation import canonical_array, to_canonical
 from spineai.sample import T2
-from spineai.terminology import codes_for_task
+from spineai.terminology import codes_for_task, remove_segment_codes
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
@@ -37,6 +37,7 @@ def ring_plugin(tmp_path_factory):
     tasks.load_task_plugins()
     yield tasks.get_task("ring")
     tasks.TASKS.pop("ring", None)
+    remove_segment_codes("ring")
     del sys.path[:2]
     if previous is None:
         os.environ.pop("PYTHONPATH")

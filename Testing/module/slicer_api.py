@@ -39,7 +39,7 @@ UTIL = re.compile(r"slicer\.util\.(\w+)")
 def usedApi(paths=CODE) -> dict[str, set[str]]:
     methods, classes, util = set(), set(), set()
     for path in paths:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         for receiver, name in CALL.findall(text):
             if receiver in NOT_SLICER or receiver == "qt" or name.isupper() or _isPythonName(receiver, name):
                 continue

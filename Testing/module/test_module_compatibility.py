@@ -48,7 +48,7 @@ def test_the_stable_and_preview_releases_are_supported(mrml):
 
 @pytest.fixture(scope="module")
 def recorded():
-    return json.loads(RECORD.read_text())
+    return json.loads(RECORD.read_text(encoding="utf-8"))
 
 
 def test_every_slicer_mrml_and_vtk_call_is_in_the_minimum_versions_api(recorded):
@@ -106,7 +106,7 @@ APPLICATION = {
 
 
 def test_every_application_call_is_declared_in_slicer():
-    text = "\n".join(path.read_text() for path in CODE)
+    text = "\n".join(path.read_text(encoding="utf-8") for path in CODE)
     used = {f"slicer.app.{name}" for name in re.findall(r"slicer\.app\.(\w+)", text)}
     used |= {f"slicer.app.{name}" for name in re.findall(r"\bapp\.(\w+)", text) if name != "connect"}
     used |= {name for name in APPLICATION if name.split("(")[0].split(".")[-1] in text}
@@ -133,7 +133,7 @@ QT_USED = {
 def test_qt_properties_and_methods_exist():
     from PySide6 import QtCore, QtWidgets
 
-    text = (MODULE / "SpineAI.py").read_text()
+    text = (MODULE / "SpineAI.py").read_text(encoding="utf-8")
     assert set(re.findall(r"\bqt\.(Q\w+)", text)) <= set(QT_USED)
     for name, (properties, methods) in QT_USED.items():
         cls = getattr(QtWidgets, name, None) or getattr(QtCore, name)
@@ -165,7 +165,7 @@ def engine_modules_imported_by_the_module() -> list[Path]:
             continue
         seen.add(path)
         package = path.relative_to(MODULE).with_suffix("").parts[:-1]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -206,7 +206,7 @@ print(json.dumps({"version": list(sys.version_info[:2]), "errors": errors, "remo
 def stdlib_imports(paths) -> list[str]:
     names = set()
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and not node.level and node.module:

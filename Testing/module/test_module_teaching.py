@@ -276,8 +276,8 @@ def test_a_tampered_foreign_or_missing_site_model_gives_one_line_and_adds_nothin
     _, volume, _, folder, _ = teach
     tampered = tmp_path / "tampered"
     shutil.copytree(folder, tampered)
-    weights = tampered / "cord.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    graph = tampered / "cord.onnx"  # what inference loads
+    graph.write_bytes(graph.read_bytes()[:-8] + b"\0" * 8)
     before = nodeIDs(slicer.mrmlScene)
     job = SegmentationJob(SpineAILogic(), volume, "cord", "cpu", modelFolder=tampered)
     seen = Recorder(job)
@@ -385,6 +385,6 @@ def test_a_failing_fine_tune_reports_the_engines_message_and_leaves_no_model_fol
     job.start()
     assert run_until_done(job) is JobState.FAILED
     assert [str(error) for error in seen.failed] == [
-        "device 'cuda' requested but no CUDA GPU is available (use --device auto or cpu)"
+        "device 'cuda' requested but no CUDA GPU is available (choose auto or cpu)"
     ]
     assert sorted(p.name for p in (site / "models").iterdir()) == [folder.name]
