@@ -150,6 +150,27 @@ def test_cmake_ships_every_module_file_and_the_engine():
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
 
 
+def test_every_engine_data_file_ships_in_the_extension_and_the_wheel():
+    """Weights, ONNX graphs, tables, the sample, the rehearsal crops: what the engine reads at run time
+    must be in the extension's resource globs and in the package data, or Slicer and pip users lack it."""
+    import fnmatch
+
+    import tomllib
+
+    engine = MODULE / "spineai"
+    files = [p.relative_to(MODULE).as_posix() for p in engine.rglob("*") if p.is_file()]
+    data = [path for path in files if not path.endswith((".py", ".pyc")) and "__pycache__" not in path]
+    text = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
+    globs = re.search(r"file\(GLOB ENGINE_RESOURCES RELATIVE \S+ CONFIGURE_DEPENDS(.*?)\)", text, re.S).group(1).split()
+    pyproject = tomllib.loads((MODULE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    package_data = pyproject["tool"]["setuptools"]["package-data"]["spineai"]
+    assert len(data) > 40
+    for path in data:
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in globs), f"{path}: not in the extension's resources"
+        inside = path.removeprefix("spineai/")
+        assert any(fnmatch.fnmatch(inside, pattern) for pattern in package_data), f"{path}: not in the package data"
+
+
 def cmake_set(text: str, variable: str) -> str:
     return re.search(rf'set\({variable}\s+"([^"]*)"\)', text).group(1)
 
