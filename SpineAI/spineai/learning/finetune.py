@@ -1,9 +1,9 @@
 """Fine-tune the model in use on a site's corrected cases, keeping what it knew (``spineai finetune``).
 
 The site has none of SpineAI's training data, so forgetting is held off with what ships or what the
-site has: every batch is half site patches, half patches of the bundled rehearsal set (real crops
-of the shipped model's training scans, ``rehearsal``; the lesion and tumour tasks paint their
-targets into them as their shipped training did; the dural sac network rehearses on the canal
+site has: a quarter of every batch is site patches, the rest patches of the bundled rehearsal set
+(real crops of the shipped model's training scans, ``rehearsal``; the lesion and tumour tasks paint
+their targets into them as their shipped training did; the dural sac network rehearses on the canal
 phantoms it was trained on), an L2 penalty pulls the weights towards the starting ones (L2-SP,
 Li et al., ICML 2018), and BatchNorm keeps its running statistics (a few small site batches would
 otherwise shift them for every scan). Training runs for a wall-clock budget with a cosine learning
@@ -55,7 +55,7 @@ RECIPE = Recipe()
 class Batches:
     """How one kind of network is fed and scored during a fine-tune."""
 
-    sample: object  # (rng) -> (images, targets) tensors, half site, half rehearsal
+    sample: object  # (rng) -> (images, targets) tensors, site and rehearsal patches (``Recipe.site_share``)
     loss: object  # (logits, targets) -> tensor
     score: object  # (torch model) -> {"site": [per case dict], "rehearsal": float}
 
