@@ -165,6 +165,9 @@ def ellipse_diameters(ellipse: Ellipse, fine_mm: float = FINE_MM) -> tuple[float
     return ap * fine_mm, rl * fine_mm
 
 
+MIDPOINT_STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # a pixel's edge midpoints, in half pixels
+
+
 def solidity(binary: np.ndarray) -> float:
     """Solidity = pixel count / pixel count of the convex hull image (SCT: skimage ``regionprops``).
 
@@ -173,13 +176,32 @@ def solidity(binary: np.ndarray) -> float:
     lies in or on the hull of those points.
     """
     rows, cols = np.nonzero(binary & ~ndimage.binary_erosion(binary))  # the hull only needs the outline
-    offsets = ((-0.5, 0.0), (0.5, 0.0), (0.0, -0.5), (0.0, 0.5))
-    # Neighbours share edge midpoints: duplicates dropped, as Qhull can stumble on repeated points.
-    midpoints = np.unique(np.concatenate([np.column_stack([rows + dr, cols + dc]) for dr, dc in offsets]), axis=0)
+    # Edge midpoints in half-pixel units (whole numbers), one key each: neighbours share midpoints, and
+    # duplicates are dropped, as Qhull can stumble on repeated points.
+    width = 2 * binary.shape[1] + 2
+    keys = np.concatenate([(2 * rows + 1 + dr) * width + (2 * cols + 1 + dc) for dr, dc in MIDPOINT_STEPS])
+    halves = np.unique(keys)
+    midpoints = np.column_stack([halves // width - 1, halves % width - 1]) / 2.0
     facets = ConvexHull(midpoints).equations  # inside: normal . p + offset <= 0 for every facet
-    grid = np.argwhere(np.ones(binary.shape, dtype=bool)).astype(float)
-    inside = np.all(grid @ facets[:, :2].T + facets[:, 2] <= 1e-9, axis=1)  # centres on an edge count
-    return float(binary.sum() / inside.sum())
+    return float(binary.sum() / hull_pixel_count(facets, binary.shape))
+
+
+def hull_pixel_count(facets: np.ndarray, shape: tuple[int, int], tolerance: float = 1e-9) -> int:
+    """Pixel centres (row, col) in or on the convex polygon ``a*row + b*col + d <= 0`` (every facet),
+    counted row by row: a row's inside is one interval of columns, so the cost grows with rows and
+    facets, not with pixels. A centre on an edge counts, as in skimage's ``convex_hull_image``
+    (centres lie on half-integer edges exactly or at least ~1e-3 away, so ``tolerance`` decides
+    only the first case)."""
+    a, b, d = facets[:, 0], facets[:, 1], facets[:, 2]
+    rows = np.arange(shape[0], dtype=float)[:, None]
+    bound = (tolerance - (rows * a + d)) / np.where(np.abs(b) > 1e-12, b, np.nan)  # b*col <= tolerance - a*row - d
+    upper = np.nanmin(np.where(b > 1e-12, bound, np.inf), axis=1)
+    lower = np.nanmax(np.where(b < -1e-12, bound, -np.inf), axis=1)
+    flat = np.abs(b) <= 1e-12  # facets along the rows: the whole row is in or out
+    row_in = np.all((rows * a + d)[:, flat] <= tolerance, axis=1) if flat.any() else np.ones(shape[0], bool)
+    first = np.maximum(np.ceil(lower - 1e-9), 0)
+    last = np.minimum(np.floor(upper + 1e-9), shape[1] - 1)
+    return int(np.where(row_in, np.maximum(last - first + 1, 0), 0).sum())
 
 
 def rotate_about(soft: np.ndarray, centre: tuple[float, float], angle: float) -> np.ndarray:
