@@ -143,7 +143,8 @@ def base_panel(volume: str = "t2") -> QWidget:
 
 
 # Teach SpineAI: what the panel said in a run on the bundled sample (the cord result with its top five
-# slices erased, added to a new site folder, fine-tuned for 1 min on the 2-core CPU, 2026-12-07).
+# slices erased, added to a new site folder, fine-tuned for 1 min on the 2-core CPU, 2026-12-07, with the
+# recipe of that time: half site patches, L2-SP weight 0.01).
 SITE = "/home/you/.local/share/SpineAI/site"
 TEACH_RUN = {
     "added": "t2 cord segmentation: added as cord case b2962edcb76bbed9 (T2w, 3D, first result edited: yes) "
