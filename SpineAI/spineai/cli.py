@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from the task's model in this folder (e.g. SpineAI's shipped one) and fine-tune",
     )
     train.add_argument("--learning-rate", type=float, default=3e-3, help="peak of the one-cycle schedule")
+    train.add_argument(
+        "--fold",
+        help="cross-validation: hold out the subjects of this fold (manifest column fold), train on the rest; "
+        "'all': train on every case (the split column is then ignored)",
+    )
     train.set_defaults(run=run_train)
 
     export = commands.add_parser(
@@ -219,7 +224,7 @@ def run_train(args) -> None:
 
     require_torch("train")
 
-    from .training.cases import BUILTIN_MANIFESTS, read_manifest
+    from .training.cases import BUILTIN_MANIFESTS, hold_out_fold, read_manifest
     from .training.train import SPECS, train
 
     data = args.data or Path(os.environ.get("SPINEAI_DATA", Path.cwd().parent / "shared" / "data"))
@@ -227,6 +232,8 @@ def run_train(args) -> None:
         return _train_lumbar(args, data)
     manifest = args.manifest or BUILTIN_MANIFESTS[args.task]
     cases = read_manifest(manifest, data)
+    if args.fold is not None:
+        cases = hold_out_fold(cases, None if args.fold == "all" else args.fold, manifest)
 
     def progress(step, total, loss):
         if step % 50 == 0 or step == total:

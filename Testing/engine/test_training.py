@@ -12,7 +12,7 @@ from spineai.inference import network_for
 from spineai.io import read_image
 from spineai.models.registry import model_for_task, sha256_of
 from spineai.training.augment import augment
-from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
+from spineai.training.cases import BUILTIN_MANIFESTS, hold_out_fold, read_manifest
 from spineai.training.data import PatchSampler, prepare_slices
 from spineai.training.train import CORD_SPEC
 
@@ -35,6 +35,35 @@ def test_builtin_manifest_is_subject_wise_and_complete(data_dir):
     assert {"T2w", "T2starw"} <= {c.contrast for c in cases if c.split == "val"}
 
 
+def test_cross_validation_folds_hold_out_whole_subjects(data_dir):
+    cases = read_manifest(BUILTIN_MANIFESTS["cord"], data_dir)
+    folds = {case.fold for case in cases}
+    assert len(folds) == 4
+    for fold in folds:
+        split = hold_out_fold(cases, fold)
+        held_out = {c.subject for c in split if c.split == "val"}
+        assert held_out == {c.subject for c in cases if c.fold == fold}
+        assert not held_out & {c.subject for c in split if c.split == "train"}
+    # Every sagittal T2w subject and both T1w scans sit in different folds: no fold loses a contrast.
+    sagittal_t2 = [c.fold for c in cases if (c.plane, c.contrast) == ("sagittal", "T2w") and c.dataset == "sct-legacy"]
+    assert len(set(sagittal_t2)) == len(sagittal_t2) == 3
+    assert len({c.fold for c in cases if c.contrast == "T1w"}) == 2
+    assert {c.split for c in hold_out_fold(cases, None)} == {"train"}
+    with pytest.raises(InputError, match="no case is in fold '9'"):
+        hold_out_fold(cases, "9")
+
+
+def test_a_subject_in_two_folds_is_refused(tmp_path, data_dir):
+    manifest = tmp_path / "folds.csv"
+    manifest.write_text(
+        ",".join(COLUMNS) + ",fold\n"
+        "sct-testing/t2/t2.nii.gz,sct-testing/t2/t2_seg-manual.nii.gz,s1,d,T2w,sagittal,train,0\n"
+        "sct-testing/t1/t1w.nii.gz,sct-testing/t1/t1w_seg-manual.nii.gz,s1,d,T1w,sagittal,train,1\n"
+    )
+    with pytest.raises(InputError, match="subjects in more than one of folds: s1"):
+        read_manifest(manifest, data_dir)
+
+
 def test_a_subject_in_both_splits_is_refused(tmp_path, data_dir):
     manifest = write_manifest(
         tmp_path / "leak.csv",
@@ -43,7 +72,7 @@ def test_a_subject_in_both_splits_is_refused(tmp_path, data_dir):
             ["sct-testing/t1/t1w.nii.gz", "sct-testing/t1/t1w_seg-manual.nii.gz", "s1", "d", "T1w", "sagittal", "val"],
         ],
     )
-    with pytest.raises(InputError, match="subjects in both train and val: s1"):
+    with pytest.raises(InputError, match="subjects in more than one of train and val: s1"):
         read_manifest(manifest, data_dir)
 
 
@@ -69,6 +98,17 @@ def test_augmentation_keeps_masks_binary_and_is_reproducible(data_dir):
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     assert set(torch.unique(first[1]).tolist()) <= {0.0, 1.0}
     assert not torch.equal(first[0], images)
+
+
+def test_slice_drift_makes_a_slice_and_its_neighbours_differ_in_gain():
+    from spineai.training.augment import random_contrast
+
+    flat = torch.full((64, 3, 8, 8), 0.5)  # three identical context slices
+    steady = random_contrast(flat, torch.Generator().manual_seed(0), invert_probability=0.0)
+    drifting = random_contrast(flat, torch.Generator().manual_seed(0), invert_probability=0.0, slice_drift=0.08)
+    assert torch.allclose(steady[:, 0], steady[:, 1])
+    gains = drifting[:, 0].mean((1, 2)) / drifting[:, 1].mean((1, 2))
+    assert 0.03 < float(gains.log().std()) < 0.3
 
 
 def test_train_command_writes_a_model_the_engine_loads(tmp_path, data_dir, capsys, monkeypatch):
@@ -117,9 +157,10 @@ def test_train_command_writes_a_model_the_engine_loads(tmp_path, data_dir, capsy
     assert spec.sha256 == sha256_of(out / "cord.safetensors")
     assert spec.onnx.sha256 == sha256_of(out / "cord.onnx") and spec.onnx.input_shape == ("batch", 3, "height", "width")
     # Everything but the files is the shipped record's: the same settings, written by the same code.
+    # New weights carry no measured figures until a benchmark measures them (``input_check``).
     shipped = model_for_task("cord").to_record()
     assert {k: v for k, v in spec.to_record().items() if k not in ("sha256", "onnx")} == {
-        k: v for k, v in shipped.items() if k not in ("sha256", "onnx")
+        k: v for k, v in shipped.items() if k not in ("sha256", "onnx", "measured")
     }
     predictor = network_for("cord", "cpu", out)
     from spineai.orientation import to_canonical

@@ -37,11 +37,17 @@ def random_affine(images, masks, generator, max_degrees=20.0, scale=(0.7, 1.4), 
     return images, (masks > 0.5).float()
 
 
-def random_contrast(images, generator, invert_probability=0.2):
-    """Gamma, contrast inversion (T1 vs T2 appearance), smooth bias field, brightness/contrast."""
+def random_contrast(images, generator, invert_probability=0.2, gamma_range=(0.6, 1.6), slice_drift=0.0):
+    """Gamma, contrast inversion (T1 vs T2 appearance), smooth bias field, brightness/contrast.
+
+    ``slice_drift``: the standard deviation of a gain drawn per channel, so the 2.5D neighbours of a
+    slice may be brighter or darker than it, as a receive coil's sensitivity drifts along the slices.
+    """
     n = images.shape[0]
     images = images.clamp(0, 2)
-    gamma = torch.exp(_uniform(n, math.log(0.6), math.log(1.6), generator)).view(n, 1, 1, 1)
+    if slice_drift:
+        images = images * torch.exp(torch.randn(n, images.shape[1], 1, 1, generator=generator) * slice_drift)
+    gamma = torch.exp(_uniform(n, math.log(gamma_range[0]), math.log(gamma_range[1]), generator)).view(n, 1, 1, 1)
     images = images.clamp_min(1e-6) ** gamma
     invert = (torch.rand(n, generator=generator) < invert_probability).view(n, 1, 1, 1)
     images = torch.where(invert, (1.2 - images).clamp_min(0), images)
@@ -65,8 +71,13 @@ def random_resolution_and_noise(images, generator, blur_probability=0.3):
     return out + sigma * torch.randn(out.shape, generator=generator)
 
 
-def augment(images, masks, generator, invert_probability=0.2):
+# The cord recipe (2026-12, cross-validated): a wider gamma, so a volume whose cord sits mid-grey
+# on a dark background (axial T1w) is in range, and drift between a slice and its neighbours.
+CORD_CONTRAST = dict(gamma_range=(0.35, 2.5), slice_drift=0.08)
+
+
+def augment(images, masks, generator, invert_probability=0.2, contrast=None):
     images, masks = random_affine(images, masks, generator)
-    images = random_contrast(images, generator, invert_probability)
+    images = random_contrast(images, generator, invert_probability, **(contrast or {}))
     images = random_resolution_and_noise(images, generator)
     return images.clamp(-0.5, 2.0), masks

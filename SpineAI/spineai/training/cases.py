@@ -1,15 +1,16 @@
 """Labelled cases for training and validation, read from a manifest CSV.
 
 A manifest has one row per scan: ``image, mask, subject, dataset, contrast, plane, split`` with
-paths relative to the data folder and ``split`` in {train, val}. ``cord_cases.csv`` beside this
-file lists the labelled cord scans of SpineAI's shared data; a site trains on its own data by
-writing a manifest in the same layout. Splits must keep each subject on one side.
+paths relative to the data folder and ``split`` in {train, val}; an optional ``fold`` column
+assigns each subject to a cross-validation fold (``hold_out_fold``). ``cord_cases.csv`` beside
+this file lists the labelled cord scans of SpineAI's shared data; a site trains on its own data by
+writing a manifest in the same layout. Splits and folds must keep each subject on one side.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -29,6 +30,7 @@ class Case:
     contrast: str
     plane: str
     split: str
+    fold: str = ""
 
     @property
     def group(self) -> str:
@@ -48,6 +50,7 @@ def read_manifest(manifest: Path, data_root: Path) -> list[Case]:
             image=Path(data_root) / row["image"],
             mask=Path(data_root) / row["mask"],
             **{key: row[key] for key in COLUMNS[2:]},
+            fold=(row.get("fold") or "").strip(),
         )
         for row in rows
     ]
@@ -56,14 +59,23 @@ def read_manifest(manifest: Path, data_root: Path) -> list[Case]:
             if not path.exists():
                 raise InputError(path, f"listed in {manifest} but not found")
     check_subject_split(cases, manifest)
+    check_subject_split(cases, manifest, side=lambda case: case.fold, what="folds")
     return cases
 
 
-def check_subject_split(cases: list[Case], source) -> None:
-    """Refuse a split that puts scans of one subject in both train and val."""
-    splits: dict[str, set[str]] = {}
+def hold_out_fold(cases: list[Case], fold: str | None, source="manifest") -> list[Case]:
+    """The cases re-split for cross-validation: the subjects of ``fold`` are validation, every
+    other case trains; ``fold=None``: every case trains (the model that uses all the labels)."""
+    if fold is not None and fold not in {case.fold for case in cases}:
+        raise InputError(source, f"no case is in fold {fold!r} (the manifest's fold column)")
+    return [replace(case, split="val" if case.fold == fold else "train") for case in cases]
+
+
+def check_subject_split(cases: list[Case], source, side=lambda case: case.split, what="train and val") -> None:
+    """Refuse a split (or folds) that puts scans of one subject on two sides."""
+    sides: dict[str, set[str]] = {}
     for case in cases:
-        splits.setdefault(case.subject, set()).add(case.split)
-    leaking = sorted(subject for subject, sides in splits.items() if len(sides) > 1)
+        sides.setdefault(case.subject, set()).add(side(case))
+    leaking = sorted(subject for subject, seen in sides.items() if len(seen) > 1)
     if leaking:
-        raise InputError(source, f"subjects in both train and val: {', '.join(leaking)}")
+        raise InputError(source, f"subjects in more than one of {what}: {', '.join(leaking)}")

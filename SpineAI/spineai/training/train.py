@@ -28,7 +28,7 @@ from ..models.registry import ModelSpec, model_for_task
 from ..models.unet import UNet2D
 from ..orientation import canonical_array, spacing_zyx, to_canonical
 from ..postprocess import clean_cord_mask, clean_tumor_mask, lesion_label_map
-from .augment import augment
+from .augment import CORD_CONTRAST, augment
 from .cases import Case
 from .data import PatchSampler, prepare_volume
 from .export import write_model
@@ -130,6 +130,7 @@ def train(
     """
     synthetic = SYNTHETIC_TASKS.get(spec.task)
     invert_probability = 0.0 if synthetic else 0.2
+    contrast = CORD_CONTRAST if spec.task == "cord" else None
     torch.manual_seed(seed)
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     train_cases = [case for case in cases if case.split == "train"]
@@ -146,7 +147,7 @@ def train(
         model.train()
         if painted and step % REFRESH_STEPS == 0:
             sampler = painted.sampler(patch_size, spec.context_slices)
-        images, masks = augment(*sampler.sample(batch_size, rng), generator, invert_probability=invert_probability)
+        images, masks = augment(*sampler.sample(batch_size, rng), generator, invert_probability, contrast)
         logits = model(images)
         loss = F.binary_cross_entropy_with_logits(logits, masks) + soft_dice_loss(logits, masks)
         optimiser.zero_grad()

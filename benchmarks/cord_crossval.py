@@ -1,0 +1,190 @@
+"""Cross-validated Dice of the cord recipe: every labelled scan scored by a model that never saw its subject.
+
+The manifest's ``fold`` column (SpineAI/spineai/training/cord_cases.csv) puts each subject in one
+of four folds, one sagittal T2w subject and the two T1w scans in different folds. For each fold a
+network is trained on the other three (``spineai train --fold K``, same recipe and seed as the
+shipped model) and its fold's scans are segmented exactly as ``spineai segment`` does, through
+that fold's ONNX model. Reports Dice, precision and recall per scan and medians per
+dataset/contrast, the mean CSA of each mask against the manual mask's (on the slices both hold),
+and the CSA test-retest of gm-challenge sub-10062 (two sessions, held out together).
+
+``--baseline DIR`` scores a previous cord model (e.g. the one shipped before) on the same scans in
+the same run; it trained on some of them, so its rows carry ``baseline_saw_subject``.
+
+Usage:
+  python benchmarks/cord_crossval.py train --fold 0 --runs runs/cord-cv   # one fold (or: all)
+  python benchmarks/cord_crossval.py evaluate --runs runs/cord-cv [--baseline runs/cord-old]
+Writes benchmarks/results/cord_crossval.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+from spineai.io import read_image
+from spineai.measure.cord import SLICE, cord_morphometry
+from spineai.metrics import annotated_range, dice, precision, recall
+from spineai.models.registry import model_for_task
+from spineai.orientation import canonical_array, to_canonical
+from spineai.pipeline import segment
+from spineai.tasks.base import TaskInputs
+from spineai.training.cases import BUILTIN_MANIFESTS, hold_out_fold, read_manifest
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ITERATIONS = 3000
+
+
+def train_fold(fold: str, runs: Path, data: Path, iterations: int) -> None:
+    import torch
+
+    from spineai.training.train import CORD_SPEC, train
+
+    torch.set_num_threads(int(os.environ.get("SPINEAI_TRAIN_THREADS", "1")))
+    cases = hold_out_fold(read_manifest(BUILTIN_MANIFESTS["cord"], data), None if fold == "all" else fold)
+    train(cases, runs / f"fold-{fold}", iterations=iterations, spec=CORD_SPEC, validate_every=iterations)
+
+
+def score(case, model_dir: Path) -> dict:
+    mask = segment(read_image(case.image), device="cpu", inputs=TaskInputs(model_dir=model_dir)).mask
+    prediction = canonical_array(to_canonical(mask)) > 0
+    manual = read_image(case.mask)
+    truth = canonical_array(to_canonical(manual)) > 0.5
+    labelled = annotated_range(truth)
+    row = {
+        "scan": str(case.image).split("data/")[-1],
+        "subject": case.subject,
+        "fold": case.fold,
+        "dataset": case.dataset,
+        "contrast": case.contrast,
+        "plane": case.plane,
+    }
+    for name, metric in (("dice", dice), ("precision", precision), ("recall", recall)):
+        row[name] = round(metric(prediction, truth), 4)
+    row["dice_annotated_slices"] = round(dice(prediction[labelled], truth[labelled]), 4)
+    return row | csa_agreement(mask, manual)
+
+
+def mean_csa(mask) -> dict[int, float]:
+    """CSA (mm2, angle-corrected) per axial slice of a cord mask; {} for an empty one."""
+    found = canonical_array(to_canonical(mask)).any()
+    return {int(r[SLICE]): float(r["MEAN(area)"]) for r in cord_morphometry(mask > 0)} if found else {}
+
+
+def csa_agreement(mask, manual) -> dict:
+    """Mean CSA of the mask and of the manual mask over the slices both hold, and their relative difference."""
+    model, truth = mean_csa(mask), mean_csa(manual > 0)
+    common = [z for z in truth if z in model and model[z] == model[z] and truth[z] == truth[z]]
+    if not common:
+        return {"csa_slices": 0}
+    ours, theirs = (statistics.fmean(csa[z] for z in common) for csa in (model, truth))
+    return {
+        "csa_slices": len(common),
+        "csa_mm2": round(ours, 2),
+        "csa_manual_mm2": round(theirs, 2),
+        "csa_error_percent": round(100 * (ours - theirs) / theirs, 2),
+    }
+
+
+def test_retest(rows: list[dict]) -> dict:
+    """Mean CSA of sub-10062's two sessions (the same person), from the model and from the manual masks."""
+    sessions = sorted((r for r in rows if r["subject"] == "10062"), key=lambda r: r["scan"])
+    model, manual = ([r[key] for r in sessions] for key in ("csa_mm2", "csa_manual_mm2"))
+    return {
+        "scans": [r["scan"] for r in sessions],
+        "model_csa_mm2": model,
+        "model_difference_percent": round(100 * abs(model[0] - model[1]) / statistics.fmean(model), 2),
+        "manual_csa_mm2": manual,
+        "manual_difference_percent": round(100 * abs(manual[0] - manual[1]) / statistics.fmean(manual), 2),
+    }
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["contrast"], row["plane"]), []).append(row)
+    return [
+        {
+            "dataset": key[0],
+            "contrast": key[1],
+            "plane": key[2],
+            "n": len(group),
+            **{
+                f"median_{name}": round(statistics.median(r[name] for r in group), 4)
+                for name in ("dice", "dice_annotated_slices", "precision", "recall")
+            },
+        }
+        for key, group in sorted(groups.items())
+    ]
+
+
+def evaluate(runs: Path, data: Path, baseline: Path | None) -> dict:
+    cases = read_manifest(BUILTIN_MANIFESTS["cord"], data)
+    rows = [score(case, runs / f"fold-{case.fold}") for case in cases]
+    report = {
+        "what": "4-fold cross-validation by subject over every labelled cord scan in ../shared/data",
+        "recipe": json.loads((runs / "fold-0" / "metrics.json").read_text())["training"],
+        "recipes_compared": 1,
+        "cases": rows,
+        "summary": summary(rows),
+        "median_dice_by_plane_and_contrast": by_plane_and_contrast(rows),
+        "median_abs_csa_error_percent": median_abs_csa_error(rows),
+        "test_retest": test_retest(rows),
+    }
+    if baseline is not None:
+        trained_on = {c["subject"] for c in json.loads((baseline / "metrics.json").read_text())["train_cases"]}
+        old = [score(case, baseline) | {"baseline_saw_subject": case.subject in trained_on} for case in cases]
+        report["baseline"] = {
+            "model_sha256": model_for_task("cord", baseline).sha256,
+            "cases": old,
+            "median_dice_by_plane_and_contrast": by_plane_and_contrast(old),
+            "median_abs_csa_error_percent": median_abs_csa_error(old),
+            "test_retest": test_retest(old),
+        }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cord_crossval.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def by_plane_and_contrast(rows: list[dict]) -> dict:
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['plane']} {row['contrast']}", []).append(row["dice"])
+    return {key: round(statistics.median(values), 4) for key, values in sorted(groups.items())}
+
+
+def median_abs_csa_error(rows: list[dict]) -> float:
+    return round(statistics.median(abs(r["csa_error_percent"]) for r in rows if r["csa_slices"]), 2)
+
+
+def print_table(report: dict) -> None:
+    print("| scan | fold | contrast, plane | Dice | Dice, annotated slices | precision | recall |")
+    print("|---|---|---|---|---|---|---|")
+    for r in report["cases"]:
+        print(
+            f"| {r['scan']} | {r['fold']} | {r['contrast']} {r['plane']} | {r['dice']:.3f} | "
+            f"{r['dice_annotated_slices']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} |"
+        )
+    print(json.dumps(report["median_dice_by_plane_and_contrast"], indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["train", "evaluate"])
+    parser.add_argument("--runs", type=Path, required=True, help="one folder per fold: fold-0 ... fold-3, fold-all")
+    parser.add_argument("--fold", help="train: the fold to hold out, or 'all' for the model that uses every scan")
+    parser.add_argument("--iterations", type=int, default=ITERATIONS)
+    parser.add_argument("--baseline", type=Path, help="evaluate: a previous cord model folder to score alongside")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
+    args = parser.parse_args()
+    if args.action == "train":
+        train_fold(args.fold, args.runs, args.data, args.iterations)
+    else:
+        print_table(evaluate(args.runs, args.data, args.baseline))
+
+
+if __name__ == "__main__":
+    main()
