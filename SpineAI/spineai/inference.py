@@ -238,6 +238,9 @@ def pad_to(batch: np.ndarray, divisor: int) -> np.ndarray:
     return np.pad(batch, [(0, 0)] * (batch.ndim - 2) + [(0, pad_h), (0, pad_w)])
 
 
+LOCATE_MIN_PIXELS = 128  # the side of the training patches (``training.train``)
+
+
 class SlicePredictor:
     """A network on a device: slice-wise probabilities of a canonical image (one-target networks)
     or class probabilities of 2D images (many-class networks). ``runner`` runs the network
@@ -268,7 +271,8 @@ class SlicePredictor:
         # the volume's own layout: no float or reordered copy of the whole volume is made.
         probabilities = np.empty(values.shape, np.float32)
         slices, out = np.moveaxis(values, axis, 0), np.moveaxis(probabilities, axis, 0)
-        self._with_cpu_fallback(lambda: self._predict_slices(slices, out, progress, should_cancel, normalise))
+        spacing = np.delete(network_grid.GetSpacing()[::-1], axis)  # (rows, columns) mm of a slice
+        self._with_cpu_fallback(lambda: self._predict_slices(slices, out, progress, should_cancel, normalise, spacing))
         probability = sitk.GetImageFromArray(probabilities)
         probability.CopyInformation(network_grid)
         if probability.GetSize() == canonical.GetSize() and network_grid is canonical:
@@ -293,12 +297,40 @@ class SlicePredictor:
             self.runner = self.runner.on_cpu()
             return work()
 
-    def _predict_slices(self, slices, out, progress, should_cancel, normalise=None) -> np.ndarray:
+    def _predict_slices(self, slices, out, progress, should_cancel, normalise=None, spacing=None) -> np.ndarray:
         """Probabilities of (slices, H, W) into ``out`` of the same shape (any strides); ``normalise``
-        maps raw slice values to the network's input (None: ``slices`` are normalised already)."""
+        maps raw slice values to the network's input (None: ``slices`` are normalised already);
+        ``spacing``: (rows, columns) mm, for a network that locates its target first."""
         if self.spec.patch_size:
             return self._predict_patches(slices, out, progress, should_cancel, normalise)
+        if self.spec.locate_every and spacing is not None:
+            return self._predict_located(slices, out, progress, should_cancel, normalise, spacing)
         return self._predict_whole_slices(slices, progress, should_cancel, out, normalise)
+
+    def _predict_located(self, slices, out, progress, should_cancel, normalise, spacing) -> np.ndarray:
+        """Two passes: every ``locate_every``-th slice whole, to find the target; then every slice of
+        the box around what was found, ``locate_margin_mm`` wider in plane and a sampling step plus
+        two slices wider across; probability 0 outside the box. The cord fills a tenth of a
+        sagittal slice and a hundredth of an axial one, so most of the network's work was on
+        background. A first pass that finds nothing runs every slice whole, as without locating."""
+        every, count = self.spec.locate_every, len(slices)
+        sampled = np.arange(every // 2, count, every)
+        coarse = self._predict_whole_slices(slices, _part(progress, 0, 0.3), should_cancel, None, normalise, sampled)
+        found = np.argwhere(coarse > self.spec.threshold)
+        if not len(found):
+            return self._predict_whole_slices(slices, _part(progress, 0.3, 1), should_cancel, out, normalise)
+        first, last = sampled[found[:, 0].min()] - every - 2, sampled[found[:, 0].max()] + every + 2
+        margin = np.ceil(self.spec.locate_margin_mm / np.asarray(spacing, float)).astype(int)
+        low, high = found[:, 1:].min(0) - margin, found[:, 1:].max(0) + margin + 1
+        # Never a smaller field of view than the training patches: on less context the network's
+        # output changes (an axial T2*w lost half its cord on a 60 mm crop).
+        grow = np.maximum(LOCATE_MIN_PIXELS - (high - low), 0)
+        low, high = np.maximum(low - grow // 2, 0), high + grow - grow // 2
+        box = (slice(max(first, 0), min(last + 1, count)), slice(low[0], high[0]), slice(low[1], high[1]))
+        out[...] = 0
+        window = slices[:, box[1], box[2]]  # a view; the box's slices keep their true neighbours as context
+        indices = np.arange(count)[box[0]]
+        return self._predict_whole_slices(window, _part(progress, 0.3, 1), should_cancel, out[box], normalise, indices)
 
     def _predict_patches(self, slices, out, progress, should_cancel, normalise=None) -> np.ndarray:
         """Sliding-window inference, the batch sized to free memory. A CUDA out-of-memory error
@@ -327,22 +359,31 @@ class SlicePredictor:
                 batch_size //= 2
                 log.warning("CUDA out of memory; retrying with %d patches per batch", batch_size)
 
-    def _predict_whole_slices(self, slices, progress, should_cancel, out=None, normalise=None) -> np.ndarray:
-        count, height, width = slices.shape
+    def _predict_whole_slices(
+        self, slices, progress, should_cancel, out=None, normalise=None, indices=None
+    ) -> np.ndarray:
+        """Probabilities of the slices at ``indices`` (default: all), in that order, into ``out``."""
+        indices = np.arange(len(slices)) if indices is None else indices
+        count, (height, width) = len(indices), slices.shape[1:]
         padded = (height + (-height) % self.divisor, width + (-width) % self.divisor)
         spec = self.spec
         batch_size = slices_per_batch(padded, spec.in_channels, spec.channels, self.device, self.batch_size)
-        output = np.empty(slices.shape, dtype=np.float32) if out is None else out
+        output = np.empty((count, height, width), dtype=np.float32) if out is None else out
         for start in range(0, count, batch_size):
             if should_cancel and should_cancel():
                 raise Cancelled()
-            indices = np.arange(start, min(start + batch_size, count))
-            batch = with_context(slices, indices, self.spec.context_slices)
+            chunk = indices[start : start + batch_size]
+            batch = with_context(slices, chunk, self.spec.context_slices)
             batch = pad_to(normalise(batch) if normalise else batch, self.divisor)
-            output[start : start + len(indices)] = self.sigmoid_of(batch)[:, :height, :width]
+            output[start : start + len(chunk)] = self.sigmoid_of(batch)[:, :height, :width]
             if progress:
-                progress(min(1.0, (start + len(indices)) / count))
+                progress(min(1.0, (start + len(chunk)) / count))
         return output
+
+
+def _part(progress: Progress | None, start: float, end: float) -> Progress | None:
+    """A progress callback for one part [start, end] of the work."""
+    return None if progress is None else (lambda fraction: progress(start + (end - start) * fraction))
 
 
 def class_probabilities(runner, images: np.ndarray, divisor: int, batch_size: int = 8) -> np.ndarray:

@@ -76,6 +76,10 @@ class ModelSpec:
     context_slices: int = 0  # neighbouring slices on each side given as extra input channels (2.5D)
     patch_size: int | None = None  # in-plane patch of sliding-window inference; None: whole slices
     patch_overlap: float = 0.25  # fraction of the patch shared by neighbouring patches
+    # Whole-slice networks may find their target first: every ``locate_every``-th slice, then every
+    # slice within ``locate_margin_mm`` of what was found (0: every slice whole, one pass).
+    locate_every: int = 0
+    locate_margin_mm: float = 20.0
     out_channels: int = 1  # 1: sigmoid of one target; more: softmax over classes 0..out_channels-1
     # How the slices are taken, in words: None where the task cuts its own planes (the lumbar networks).
     orientation: str | None = SLICE_ORIENTATION
@@ -83,6 +87,9 @@ class ModelSpec:
     normalisation: str = NORMALISATION
     engine_version: str = ""
     onnx: OnnxGraph | None = None
+    # Cross-validated median Dice per plane and contrast ({plane, contrast, median_dice, scans}):
+    # what ``input_check`` holds an input against. Empty for a model nobody measured (a site's).
+    measured: tuple[dict, ...] = ()
     folder: Path = field(default=MODELS_DIR, compare=False)
 
     @property
@@ -104,11 +111,12 @@ class ModelSpec:
 
     def untrained(self) -> ModelSpec:
         """The settings alone, for a new training run: no weights, no ONNX graph, no engine version."""
-        return replace(self, sha256="", onnx=None, engine_version="")
+        return replace(self, sha256="", onnx=None, engine_version="", measured=())
 
     def trained(self, sha256: str, onnx: OnnxGraph | None, engine_version: str, folder: Path) -> ModelSpec:
-        """The record of freshly written weights (and their ONNX export) in ``folder``."""
-        return replace(self, sha256=sha256, onnx=onnx, engine_version=engine_version, folder=Path(folder))
+        """The record of freshly written weights (and their ONNX export) in ``folder``: new weights
+        carry no measured figures until a benchmark measures them."""
+        return replace(self, sha256=sha256, onnx=onnx, engine_version=engine_version, folder=Path(folder), measured=())
 
     def to_record(self) -> dict:
         """The JSON record; ``from_json`` reads it back to an equal spec."""
@@ -138,8 +146,12 @@ class ModelSpec:
         record |= {"contrasts": list(self.contrasts), "engine_version": self.engine_version}
         if self.patch_size:
             record["inference"] = {"patch_size": self.patch_size, "overlap": self.patch_overlap}
+        if self.locate_every:
+            record["inference"] = {"locate_every": self.locate_every, "locate_margin_mm": self.locate_margin_mm}
         if self.onnx:
             record["onnx"] = self.onnx.to_record()
+        if self.measured:
+            record["measured"] = [dict(row) for row in self.measured]
         return record
 
     def write(self, folder: Path | None = None) -> Path:
@@ -168,12 +180,15 @@ class ModelSpec:
             context_slices=(architecture.get("in_channels", 1) - 1) // 2,
             patch_size=inference.get("patch_size"),
             patch_overlap=inference.get("overlap", 0.25),
+            locate_every=inference.get("locate_every", 0),
+            locate_margin_mm=inference.get("locate_margin_mm", 20.0),
             out_channels=out_channels,
             orientation=preprocessing.get("orientation"),
             slice_axis=preprocessing.get("slice_axis"),
             normalisation=preprocessing.get("normalisation", NORMALISATION),
             engine_version=record.get("engine_version", ""),
             onnx=OnnxGraph.from_record(record["onnx"]) if "onnx" in record else None,
+            measured=tuple(record.get("measured", ())),
             folder=Path(path).resolve().parent,
         )
 
