@@ -97,16 +97,19 @@ def showSurfaces(segmentationNode) -> None:
 
 
 def contrastNote(segmentationNode) -> str:
-    """'model expects Gd-enhanced T1w; this volume looks T2-like' for a result whose engine judged the
-    input's appearance (tumour task), else ''. A hint, not a check: the engine runs any contrast."""
+    """What the engine found of the input's contrast, for the status line, or '': the check of its
+    plane and contrast against the model's measured figures where that is not a plain yes
+    ('axial T1w is not supported by ...'), and the tumour task's expected vs apparent contrast."""
     sidecar = json.loads(segmentationNode.GetAttribute(SIDECAR_ATTRIBUTE) or "{}")
+    check = sidecar.get("input_check") or {}
+    notes = [check["note"]] if check and check.get("supported") is not True else []
     appearance = (sidecar.get("input_appearance") or {}).get("appearance")
     expected = sidecar.get("expected_contrast")
-    if not appearance or not expected:
-        return ""
-    if appearance.startswith("unknown"):  # e.g. "unknown (no cord found)": no CSF ring to compare
-        return f"model expects {expected}; this volume's contrast is {appearance}"
-    return f"model expects {expected}; this volume looks {appearance.split(':')[0]}"
+    if appearance and expected and appearance.startswith("unknown"):  # "unknown (no cord found)": no CSF ring
+        notes.append(f"model expects {expected}; this volume's contrast is {appearance}")
+    elif appearance and expected:
+        notes.append(f"model expects {expected}; this volume looks {appearance.split(':')[0]}")
+    return "; ".join(notes)
 
 
 def segmentMask(segmentationNode, segmentId: str, volumeNode) -> np.ndarray:

@@ -170,6 +170,20 @@ def dicom_series_files(folder) -> list[Path]:
     return files
 
 
+def series_description(path) -> str:
+    """The DICOM series description (0008,103E) of a series folder, '' for a file or when absent."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return ""
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if len(series_ids) != 1:
+        return ""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0])[0])
+    reader.ReadImageInformation()
+    return reader.GetMetaData("0008|103e").strip() if reader.HasMetaDataKey("0008|103e") else ""
+
+
 def _describe_series(folder: Path, series_id: str) -> str:
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)
     reader = sitk.ImageFileReader()

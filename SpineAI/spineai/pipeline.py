@@ -17,8 +17,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .io import OutputSet, check_volume, read_image
-from .orientation import from_canonical, orientation_code, to_canonical
+from .input_check import acquisition_plane, check_input
+from .io import OutputSet, check_volume, read_image, series_description
+from .orientation import from_canonical, orientation_code, spacing_zyx, to_canonical
 from .tasks import TaskInputs, get_task, output_names
 
 
@@ -70,6 +71,11 @@ def segment(
         "voxels_segmented": int(np.count_nonzero(segmented.labels)),
         **segmented.details,
     }
+    # The plane and contrast held against the model's measured figures; ``source`` is the file name,
+    # DICOM series description or Slicer volume name, where a contrast is usually stated.
+    check = check_input(main.spec, acquisition_plane(spacing_zyx(canonical), canonical.GetSize()[::-1]), source)
+    if check:
+        sidecar["input_check"] = check
     return SegmentationResult(from_canonical(canonical_labels, image), task, list(info.segments), sidecar)
 
 
@@ -153,7 +159,9 @@ def segment_file(
     if inputs.disc_levels:
         inputs.sagittal = None  # points given win over a scan to find them on
     source_series = _dicom_source(image_path, image) if dicom_seg else None
-    result = segment(image, task, device, progress, source=str(image_path), inputs=inputs)
+    description = series_description(image_path)
+    source = f"{image_path} ({description})" if description else str(image_path)
+    result = segment(image, task, device, progress, source=source, inputs=inputs)
     tables, flags = info.measure_result(result, image, inputs)
     names = output_names(image_path, task)
     levels_path = vertebral_levels_path or disc_levels_path

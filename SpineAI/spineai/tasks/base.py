@@ -137,10 +137,12 @@ class Task:
         return bool(self.segment_mask(labels, 1).any())
 
     def warning(self, image, sidecar: dict) -> str | None:
-        """One line for the user when the result is empty."""
+        """One line for the user when the result is empty or the input's contrast is not supported."""
+        unsupported = (sidecar.get("input_check") or {}).get("supported") is False
+        contrast = f"; {sidecar['input_check']['note']}" if unsupported else ""
         if sidecar.get("cord_found") is False:
-            return f"{image}: no spinal cord found; the mask is empty and the table has no rows"
-        return None
+            return f"{image}: no spinal cord found; the mask is empty and the table has no rows{contrast}"
+        return f"{image}: {sidecar['input_check']['note']}" if unsupported else None
 
     # --- measurements -------------------------------------------------------------------------
 

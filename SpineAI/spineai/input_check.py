@@ -1,0 +1,65 @@
+"""The input's plane and contrast, checked against what the model was measured on.
+
+A model record may carry ``measured``: its cross-validated median Dice per acquisition plane and
+contrast (``models/<task>.json``, written from ``benchmarks/cord_crossval.py``). A scan whose plane
+and contrast measured below ``SUPPORTED_DICE`` is run anyway, but the sidecar, the CLI and the
+Slicer status line say the contrast is not supported. The plane is the axis the network slices
+(``inference.slice_axis``); the contrast is read from the name a user or scanner gave the scan:
+a BIDS suffix (``sub-01_T1w``), a file name or a DICOM series description ("T1 TSE AX", "GRE ME").
+"""
+
+from __future__ import annotations
+
+import re
+
+from .inference import slice_axis
+from .models.registry import ModelSpec
+
+SUPPORTED_DICE = 0.80
+PLANES = ("axial", "coronal", "sagittal")  # the canonical axes z, y, x (LAS) as slice axes
+# First match wins: T2* before T2, so "t2star" is not read as T2w. Tokens are whole words of the
+# name split at anything but letters, digits and '*'.
+CONTRAST_PATTERNS = (
+    ("T2starw", r"t2\*w?|t2star\w*|t2s|gre|medic|merge|me-?gre|fl2d|fl3d"),
+    ("MT", r"mt|mts|mton|mtoff|mt[01]|mtr"),
+    ("T1w", r"t1w?|t1\w*|mprage|mp2rage|spgr|tfl"),
+    ("T2w", r"t2w?|t2\w*|tse|fse|space|haste|stir"),
+)
+
+
+def acquisition_plane(spacing_zyx, size_zyx) -> str:
+    """'axial', 'coronal' or 'sagittal': the plane of the slices the network sees (canonical a[z, y, x])."""
+    return PLANES[slice_axis(spacing_zyx, size_zyx)]
+
+
+def contrast_from_name(name: str) -> str | None:
+    """The contrast a scan's name states ('T1w', 'T2w', 'T2starw', 'MT'), or None."""
+    tokens = [token for token in re.split(r"[^a-z0-9*]+", name.lower()) if token]
+    for contrast, pattern in CONTRAST_PATTERNS:
+        if any(re.fullmatch(pattern, token) for token in tokens):
+            return contrast
+    return None
+
+
+def check_input(spec: ModelSpec, plane: str, name: str) -> dict | None:
+    """{'plane', 'contrast', 'supported', 'note'} for a model that carries measured figures, else None.
+
+    ``supported`` is True where the plane and contrast measured at least ``SUPPORTED_DICE``, False
+    where below it, None where the contrast is not known from the name or was never measured.
+    """
+    if not spec.measured:
+        return None
+    contrast = contrast_from_name(name)
+    found = {"plane": plane, "contrast": contrast or "unknown (not stated in the name)"}
+    row = next((r for r in spec.measured if (r["plane"], r["contrast"]) == (plane, contrast)), None)
+    if contrast is None or row is None:
+        good = [f"{r['plane']} {r['contrast']}" for r in spec.measured if r["median_dice"] >= SUPPORTED_DICE]
+        measured = ", ".join(good)
+        what = "contrast not known from its name" if contrast is None else f"{plane} {contrast} was not measured"
+        return found | {"supported": None, "note": f"{what}; {spec.name} is measured on {measured}"}
+    dice = row["median_dice"]
+    figure = f"cross-validated median Dice {dice:.2f} on {row['scans']} scan(s)"
+    if dice < SUPPORTED_DICE:
+        note = f"{plane} {contrast} is not supported by {spec.name}: {figure}, below {SUPPORTED_DICE:.2f}"
+        return found | {"supported": False, "median_dice": dice, "note": note}
+    return found | {"supported": True, "median_dice": dice, "note": f"{plane} {contrast}: {figure}"}
