@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from spineai.io import read_image
@@ -121,8 +122,25 @@ def summary(rows: list[dict]) -> list[dict]:
     ]
 
 
+def with_shipped_inference(folder: Path) -> None:
+    """Give a fold's record the shipped record's inference settings (locating the cord first, the
+    slice spacing beyond which neighbours are not used): settings of the code path, not of the
+    weights, so every fold is scored as ``spineai segment`` runs the shipped model today."""
+    shipped = model_for_task("cord")
+    spec = replace(
+        model_for_task("cord", folder),
+        locate_every=shipped.locate_every,
+        locate_margin_mm=shipped.locate_margin_mm,
+        context_max_spacing_mm=shipped.context_max_spacing_mm,
+    )
+    spec.write(folder)
+
+
 def evaluate(runs: Path, data: Path, baseline: Path | None) -> dict:
     cases = read_manifest(BUILTIN_MANIFESTS["cord"], data)
+    for folder in [runs / f"fold-{fold}" for fold in sorted({case.fold for case in cases})] + [baseline]:
+        if folder is not None:
+            with_shipped_inference(folder)
     rows = [score(case, runs / f"fold-{case.fold}") for case in cases]
     report = {
         "what": "4-fold cross-validation by subject over every labelled cord scan in ../shared/data",

@@ -271,8 +271,12 @@ class SlicePredictor:
         # the volume's own layout: no float or reordered copy of the whole volume is made.
         probabilities = np.empty(values.shape, np.float32)
         slices, out = np.moveaxis(values, axis, 0), np.moveaxis(probabilities, axis, 0)
-        spacing = np.delete(network_grid.GetSpacing()[::-1], axis)  # (rows, columns) mm of a slice
-        self._with_cpu_fallback(lambda: self._predict_slices(slices, out, progress, should_cancel, normalise, spacing))
+        grid_spacing = network_grid.GetSpacing()[::-1]
+        spacing = np.delete(grid_spacing, axis)  # (rows, columns) mm of a slice
+        step = neighbour_step(self.spec, grid_spacing[axis])
+        self._with_cpu_fallback(
+            lambda: self._predict_slices(slices, out, progress, should_cancel, normalise, spacing, step)
+        )
         probability = sitk.GetImageFromArray(probabilities)
         probability.CopyInformation(network_grid)
         if probability.GetSize() == canonical.GetSize() and network_grid is canonical:
@@ -297,17 +301,18 @@ class SlicePredictor:
             self.runner = self.runner.on_cpu()
             return work()
 
-    def _predict_slices(self, slices, out, progress, should_cancel, normalise=None, spacing=None) -> np.ndarray:
+    def _predict_slices(self, slices, out, progress, should_cancel, normalise=None, spacing=None, step=1) -> np.ndarray:
         """Probabilities of (slices, H, W) into ``out`` of the same shape (any strides); ``normalise``
         maps raw slice values to the network's input (None: ``slices`` are normalised already);
-        ``spacing``: (rows, columns) mm, for a network that locates its target first."""
+        ``spacing``: (rows, columns) mm, for a network that locates its target first; ``step``:
+        ``neighbour_step``."""
         if self.spec.patch_size:
-            return self._predict_patches(slices, out, progress, should_cancel, normalise)
+            return self._predict_patches(slices, out, progress, should_cancel, normalise, step)
         if self.spec.locate_every and spacing is not None:
-            return self._predict_located(slices, out, progress, should_cancel, normalise, spacing)
-        return self._predict_whole_slices(slices, progress, should_cancel, out, normalise)
+            return self._predict_located(slices, out, progress, should_cancel, normalise, spacing, step)
+        return self._predict_whole_slices(slices, progress, should_cancel, out, normalise, step=step)
 
-    def _predict_located(self, slices, out, progress, should_cancel, normalise, spacing) -> np.ndarray:
+    def _predict_located(self, slices, out, progress, should_cancel, normalise, spacing, step) -> np.ndarray:
         """Two passes: every ``locate_every``-th slice whole, to find the target; then every slice of
         the box around what was found, ``locate_margin_mm`` wider in plane and a sampling step plus
         two slices wider across; probability 0 outside the box. The cord fills a tenth of a
@@ -315,10 +320,13 @@ class SlicePredictor:
         background. A first pass that finds nothing runs every slice whole, as without locating."""
         every, count = self.spec.locate_every, len(slices)
         sampled = np.arange(every // 2, count, every)
-        coarse = self._predict_whole_slices(slices, _part(progress, 0, 0.3), should_cancel, None, normalise, sampled)
+        coarse = self._predict_whole_slices(
+            slices, _part(progress, 0, 0.3), should_cancel, None, normalise, sampled, step
+        )
         found = np.argwhere(coarse > self.spec.threshold)
         if not len(found):
-            return self._predict_whole_slices(slices, _part(progress, 0.3, 1), should_cancel, out, normalise)
+            rest = _part(progress, 0.3, 1)
+            return self._predict_whole_slices(slices, rest, should_cancel, out, normalise, None, step)
         first, last = sampled[found[:, 0].min()] - every - 2, sampled[found[:, 0].max()] + every + 2
         margin = np.ceil(self.spec.locate_margin_mm / np.asarray(spacing, float)).astype(int)
         low, high = found[:, 1:].min(0) - margin, found[:, 1:].max(0) + margin + 1
@@ -330,9 +338,11 @@ class SlicePredictor:
         out[...] = 0
         window = slices[:, box[1], box[2]]  # a view; the box's slices keep their true neighbours as context
         indices = np.arange(count)[box[0]]
-        return self._predict_whole_slices(window, _part(progress, 0.3, 1), should_cancel, out[box], normalise, indices)
+        return self._predict_whole_slices(
+            window, _part(progress, 0.3, 1), should_cancel, out[box], normalise, indices, step
+        )
 
-    def _predict_patches(self, slices, out, progress, should_cancel, normalise=None) -> np.ndarray:
+    def _predict_patches(self, slices, out, progress, should_cancel, normalise=None, step=1) -> np.ndarray:
         """Sliding-window inference, the batch sized to free memory. A CUDA out-of-memory error
         halves the batch and starts again, down to one patch; after that ``probability`` falls
         back to the CPU as for whole slices."""
@@ -352,6 +362,7 @@ class SlicePredictor:
                     should_cancel=should_cancel,
                     out=out,
                     normalise=normalise,
+                    neighbour_step=step,
                 )
             except Exception as error:
                 if self.device != "cuda" or batch_size == 1 or not is_out_of_memory(error):
@@ -360,7 +371,7 @@ class SlicePredictor:
                 log.warning("CUDA out of memory; retrying with %d patches per batch", batch_size)
 
     def _predict_whole_slices(
-        self, slices, progress, should_cancel, out=None, normalise=None, indices=None
+        self, slices, progress, should_cancel, out=None, normalise=None, indices=None, step=1
     ) -> np.ndarray:
         """Probabilities of the slices at ``indices`` (default: all), in that order, into ``out``."""
         indices = np.arange(len(slices)) if indices is None else indices
@@ -373,12 +384,22 @@ class SlicePredictor:
             if should_cancel and should_cancel():
                 raise Cancelled()
             chunk = indices[start : start + batch_size]
-            batch = with_context(slices, chunk, self.spec.context_slices)
+            batch = with_context(slices, chunk, self.spec.context_slices, step)
             batch = pad_to(normalise(batch) if normalise else batch, self.divisor)
             output[start : start + len(chunk)] = self.sigmoid_of(batch)[:, :height, :width]
             if progress:
                 progress(min(1.0, (start + len(chunk)) / count))
         return output
+
+
+def neighbour_step(spec: ModelSpec, slice_mm: float) -> int:
+    """1: a 2.5D network sees each slice with its neighbours; 0: with itself in their place, where
+    slices lie further apart than the record's ``context_max_spacing_mm`` (the thickest it learned
+    neighbours from). 17 mm apart, the neighbours of an axial MT slice show other anatomy, and a
+    network that never saw MT found the cord in one slice of five; each slice as its own context,
+    in all five (``docs/cord-model.md``)."""
+    limit = spec.context_max_spacing_mm
+    return 0 if limit is not None and slice_mm > limit + 1e-6 else 1
 
 
 def _part(progress: Progress | None, start: float, end: float) -> Progress | None:

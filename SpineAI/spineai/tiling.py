@@ -42,9 +42,10 @@ UNKNOWN_RAM_BUDGET = 512 << 20  # when the free RAM cannot be read (e.g. Windows
 WEIGHT_FLOOR = 1e-6  # keeps every pixel's blend weight positive, so the final division is safe
 
 
-def with_context(slices: np.ndarray, indices: np.ndarray, context: int) -> np.ndarray:
-    """(len(indices), 2*context+1, H, W): each slice with its neighbours as channels (edges repeated)."""
-    offsets = np.arange(-context, context + 1)
+def with_context(slices: np.ndarray, indices: np.ndarray, context: int, step: int = 1) -> np.ndarray:
+    """(len(indices), 2*context+1, H, W): each slice with its neighbours as channels (edges repeated);
+    ``step=0``: the slice itself in every channel, for slices too far apart to be neighbours."""
+    offsets = np.arange(-context, context + 1) * step
     neighbours = np.clip(indices[:, None] + offsets[None, :], 0, len(slices) - 1)
     return np.ascontiguousarray(slices[neighbours])
 
@@ -101,12 +102,15 @@ def coverage(weights: np.ndarray, starts_y: Sequence[int], starts_x: Sequence[in
     return total
 
 
-def gather_patches(slices: np.ndarray, items, context: int, extent: tuple[int, int], normalise=None) -> np.ndarray:
+def gather_patches(
+    slices: np.ndarray, items, context: int, extent: tuple[int, int], normalise=None, step: int = 1
+) -> np.ndarray:
     """(len(items), 2*context+1, *extent) patches for items (slice index, (y, x)); zero beyond the slice.
-    ``normalise`` maps the slices' values to the network's input (None: they are normalised already)."""
+    ``normalise`` maps the slices' values to the network's input (None: they are normalised already);
+    ``step`` as for ``with_context``."""
     patches = np.zeros((len(items), 2 * context + 1, *extent), np.float32)
     for row, (index, (y, x)) in enumerate(items):
-        window = with_context(slices[:, y : y + extent[0], x : x + extent[1]], np.array([index]), context)[0]
+        window = with_context(slices[:, y : y + extent[0], x : x + extent[1]], np.array([index]), context, step)[0]
         patches[row, :, : window.shape[1], : window.shape[2]] = normalise(window) if normalise else window
     return patches
 
@@ -132,6 +136,7 @@ def predict_tiled(
     should_cancel: ShouldCancel | None = None,
     out: np.ndarray | None = None,
     normalise: Callable[[np.ndarray], np.ndarray] | None = None,
+    neighbour_step: int = 1,
 ) -> np.ndarray:
     """(slices, H, W) float32 probabilities from square patches of ``patch`` pixels blended with
     Gaussian weights, in ``out`` when given (float32, that shape, any strides); ``normalise`` as for
@@ -152,7 +157,7 @@ def predict_tiled(
     for items in batches(count, tiles, batch_size):
         if should_cancel and should_cancel():
             raise Cancelled()
-        weighted = network(gather_patches(slices, items, context, extent, normalise)) * weights
+        weighted = network(gather_patches(slices, items, context, extent, normalise, neighbour_step)) * weights
         for (index, (y, x)), tile in zip(items, weighted, strict=True):
             window = output[index, y : y + extent[0], x : x + extent[1]]
             window += tile[: window.shape[0], : window.shape[1]]

@@ -74,6 +74,8 @@ class ModelSpec:
     threshold: float | None = 0.5  # sigmoid networks; None for many-class (argmax) networks
     contrasts: tuple[str, ...] = ()
     context_slices: int = 0  # neighbouring slices on each side given as extra input channels (2.5D)
+    # Slices further apart than this are no neighbours: each is given as its own context (None: always).
+    context_max_spacing_mm: float | None = None
     patch_size: int | None = None  # in-plane patch of sliding-window inference; None: whole slices
     patch_overlap: float = 0.25  # fraction of the patch shared by neighbouring patches
     # Whole-slice networks may find their target first: every ``locate_every``-th slice, then every
@@ -122,6 +124,8 @@ class ModelSpec:
         """The JSON record; ``from_json`` reads it back to an equal spec."""
         preprocessing = {"orientation": self.orientation, "slice_axis": self.slice_axis}
         preprocessing = {key: value for key, value in preprocessing.items() if value is not None}
+        if self.context_max_spacing_mm is not None:
+            preprocessing["context_max_spacing_mm"] = self.context_max_spacing_mm
         preprocessing |= {
             "in_plane_spacing_mm": list(self.in_plane_spacing_mm),
             "normalisation": self.normalisation,
@@ -178,6 +182,7 @@ class ModelSpec:
             threshold=record.get("threshold", 0.5 if out_channels == 1 else None),
             contrasts=tuple(record.get("contrasts", ())),
             context_slices=(architecture.get("in_channels", 1) - 1) // 2,
+            context_max_spacing_mm=preprocessing.get("context_max_spacing_mm"),
             patch_size=inference.get("patch_size"),
             patch_overlap=inference.get("overlap", 0.25),
             locate_every=inference.get("locate_every", 0),

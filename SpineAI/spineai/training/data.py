@@ -75,8 +75,9 @@ class PatchSampler:
     positives would matter), else anywhere.
     """
 
-    def __init__(self, volumes, patch_size=128, positive_fraction=0.85, context_slices=0, regions=None):
+    def __init__(self, volumes, patch_size=128, positive_fraction=0.85, context_slices=0, regions=None, steps=None):
         self.volumes = volumes
+        self.steps = steps or [1] * len(volumes)  # per volume, ``inference.neighbour_step``: 0 = no neighbours
         self.context = context_slices
         self.patch = patch_size
         self.positive_fraction = positive_fraction
@@ -93,7 +94,7 @@ class PatchSampler:
             s, centre = self._centre(v, rng)
             top, left = int(centre[0]) - self.patch // 2, int(centre[1]) - self.patch // 2
             crop = (slice(max(top, 0), top + self.patch), slice(max(left, 0), left + self.patch))
-            piece = with_context(volume_images, np.array([s]), self.context)[0][(slice(None), *crop)]
+            piece = with_context(volume_images, np.array([s]), self.context, self.steps[v])[0][(slice(None), *crop)]
             dst = (
                 slice(max(-top, 0), max(-top, 0) + piece.shape[1]),
                 slice(max(-left, 0), max(-left, 0) + piece.shape[2]),

@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import SpineAIError
-from ..inference import SlicePredictor
+from ..inference import SlicePredictor, neighbour_step
 from ..io import read_image
 from ..metrics import annotated_range, dice, lesion_detection
 from ..models.registry import ModelSpec, model_for_task
@@ -192,7 +192,10 @@ def _initial_network(spec: ModelSpec, folder: Path | None) -> UNet2D:
 
 
 def _cord_sampler(volumes, patch_size, spec) -> PatchSampler:
-    return PatchSampler([volume.slices() for volume in volumes], patch_size, context_slices=spec.context_slices)
+    """Patches as inference cuts them: slices too far apart for neighbours (axial MT) without them."""
+    steps = [neighbour_step(spec, volume.spacing[volume.axis]) for volume in volumes]
+    slices = [volume.slices() for volume in volumes]
+    return PatchSampler(slices, patch_size, context_slices=spec.context_slices, steps=steps)
 
 
 def _write_model(model, spec, out_dir, cases, results, history, settings) -> dict:

@@ -1,4 +1,5 @@
-"""A whole-slice network that locates its target first: the same cord for much less network work."""
+"""How the cord network is run: locating the cord first (the same cord for much less network work),
+and slices too far apart for neighbours given as their own context."""
 
 import dataclasses
 
@@ -17,10 +18,11 @@ class CountingRunner:
     """The real ONNX runner, counting the pixels the network is run on."""
 
     def __init__(self, spec):
-        self.runner, self.pixels, self.device = OnnxRunner(spec), 0, "cpu"
+        self.runner, self.pixels, self.device, self.batches = OnnxRunner(spec), 0, "cpu", []
 
     def run(self, batch):
         self.pixels += batch.shape[0] * batch.shape[2] * batch.shape[3]
+        self.batches.append(batch.copy())
         return self.runner.run(batch)
 
 
@@ -49,3 +51,17 @@ def test_a_scan_where_the_first_pass_finds_nothing_gets_every_slice_whole(data_d
     whole, located = predictors(3)
     assert np.array_equal(canonical_array(whole.probability(noise)), canonical_array(located.probability(noise)))
     assert located.runner.pixels > whole.runner.pixels  # the first pass, then the whole pass
+
+
+def test_slices_17_mm_apart_are_their_own_context_and_75_mm_apart_keep_their_neighbours(data_dir):
+    spec = model_for_task("cord")
+    assert spec.context_max_spacing_mm == 7.5  # the thickest slices it learned neighbours from
+    channels_equal = {}
+    for name in ("mt/mt0.nii.gz", "t2s/t2s.nii.gz"):  # axial MT at 17 mm, axial T2*w at 7.5 mm
+        predictor = SlicePredictor(spec, CountingRunner(spec))
+        predictor.probability(to_canonical(read_image(data_dir / "sct-testing" / name)))
+        batch = np.concatenate(predictor.runner.batches)
+        channels_equal[name] = bool(
+            np.array_equal(batch[:, 0], batch[:, 1]) and np.array_equal(batch[:, 1], batch[:, 2])
+        )
+    assert channels_equal == {"mt/mt0.nii.gz": True, "t2s/t2s.nii.gz": False}
