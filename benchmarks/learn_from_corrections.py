@@ -1,20 +1,22 @@
 """Learning from corrections: a simulated site fine-tunes the cord model on one corrected scan.
 
-Two situations, on labelled scans the shipped cord model never trained on (its validation scans):
+The site starts from a cross-validation fold model (``benchmarks/cord_crossval.py``: the shipped
+recipe, trained without one fold's subjects), so the corrected and the judged scans are of subjects
+the starting model never saw; the shipped model trained on every labelled scan. Two situations:
 
-* **failing contrast**: axial T1w (ivadomed-unf01, the only T1w scan: Dice 0 with the shipped
-  model). It is split into two stacks of slices; the inferior stack is the site's corrected case, the
-  superior stack the scan the site model is then judged on.
-* **already good**: axial T2*w. gm-challenge sub-9604 (its annotated slab) is the corrected case,
-  sub-9669 the scan judged on.
+* **failing contrast**: axial T1w (ivadomed-unf01; fold 1's model, Dice 0.07 there). The scan is
+  split into two stacks of slices; the inferior stack is the site's corrected case, the superior
+  stack the scan the site model is then judged on.
+* **already good**: axial T2*w (fold 3's model). gm-challenge sub-9584 (its annotated slab) is the
+  corrected case, sub-9669 the scan judged on.
 
-Each runs ``spineai corrections add`` and ``spineai finetune`` (default budget) as fresh processes,
-as a user would, with wall time and peak memory of the fine-tune, then segments with and without
-``--model``: Dice on the judged scan before and after, and on every shipped validation scan before
-and after (forgetting; a scan the site trained on is marked). Writes
+Each runs ``spineai corrections add`` and ``spineai finetune --start <fold model>`` (default budget)
+as fresh processes, as a user would, with wall time and peak memory of the fine-tune, then segments
+with and without ``--model``: Dice on the judged scan before and after, and on every scan of the
+fold before and after (forgetting; the scan the site trained on is marked). Writes
 ``benchmarks/results/learn_from_corrections.json``.
 
-    python benchmarks/learn_from_corrections.py [--minutes 5] [--data ../shared/data]
+    python benchmarks/learn_from_corrections.py --runs runs/cord-cv [--minutes 5] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -34,28 +36,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "SpineAI"))
 
 from spineai.metrics import annotated_range, dice  # noqa: E402
+from spineai.models.registry import model_for_task  # noqa: E402
 from spineai.orientation import canonical_array, to_canonical  # noqa: E402
 from spineai.pipeline import segment  # noqa: E402
 from spineai.tasks import TaskInputs  # noqa: E402
+from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "learn_from_corrections.json"
-VALIDATION = {  # the shipped cord model's validation scans (training/cord_cases.csv, split val)
-    "errsm_21 T2w sagittal": (
-        "sct-legacy/errsm_21/t2/t2.nii.gz",
-        "sct-legacy/errsm_21/t2/t2_manual_segmentation.nii.gz",
-    ),
-    "gm 9604 T2*w axial": (
-        "gm-challenge/sub-9604/anat/sub-9604_run-1_T2starw.nii.gz",
-        "gm-challenge/derivatives/labels/sub-9604/anat/sub-9604_run-1_T2starw_seg-manual.nii.gz",
-    ),
-    "gm 9669 T2*w axial": (
-        "gm-challenge/sub-9669/anat/sub-9669_run-1_T2starw.nii.gz",
-        "gm-challenge/derivatives/labels/sub-9669/anat/sub-9669_run-1_T2starw_seg-manual.nii.gz",
-    ),
-    "unf01 T1w axial": ("ivadomed-unf01/sub-unf01_T1w.nii.gz", "ivadomed-unf01/sub-unf01_T1w_seg-manual.nii.gz"),
-    "unf01 T2w axial": ("ivadomed-unf01/sub-unf01_T2w.nii.gz", "ivadomed-unf01/sub-unf01_T2w_seg-manual.nii.gz"),
-    "unf01 T2*w axial": ("ivadomed-unf01/sub-unf01_T2star.nii.gz", "ivadomed-unf01/sub-unf01_T2star_seg-manual.nii.gz"),
-}
+UNF01_T1W = ("ivadomed-unf01/sub-unf01_T1w.nii.gz", "ivadomed-unf01/sub-unf01_T1w_seg-manual.nii.gz")
+REHEARSAL_SUBJECTS = {"errsm_11", "errsm_18", "9418", "sct-testing"}  # spineai/learning/rehearsal
+GM = "gm-challenge/sub-{0}/anat/sub-{0}_run-1_T2starw.nii.gz"
+GM_MASK = "gm-challenge/derivatives/labels/sub-{0}/anat/sub-{0}_run-1_T2starw_seg-manual.nii.gz"
+
+
+def fold_scans(data: Path, fold: str) -> dict[str, tuple[str, str]]:
+    """The scans of one cross-validation fold (manifest paths): what its model never saw."""
+    return {
+        f"{case.subject} {case.contrast} {case.plane}": tuple(
+            str(path.relative_to(data)) for path in (case.image, case.mask)
+        )
+        for case in read_manifest(BUILTIN_MANIFESTS["cord"], data)
+        if case.fold == fold
+    }
 
 
 def main() -> None:
@@ -63,25 +65,24 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", ROOT.parent / "shared" / "data"))
     )
+    parser.add_argument("--runs", type=Path, required=True, help="the cross-validation fold models (fold-0 ...)")
     parser.add_argument("--minutes", type=float, default=5.0, help="fine-tune budget (the CLI's default is 5)")
     parser.add_argument("--only", choices=("failing", "good"), help="run one situation")
     args = parser.parse_args()
     load = loader(args.data)
-    before = {name: score(load(*paths)) for name, paths in VALIDATION.items()}
-    situations = {"failing": failing_contrast, "good": already_good}
-    results = {
-        "conditions": conditions(),
-        "budget_minutes": args.minutes,
-        "validation_before": before,
-        "situations": {},
-    }
+    situations = {"failing": ("1", failing_contrast), "good": ("3", already_good)}
+    results = {"conditions": conditions(), "budget_minutes": args.minutes, "situations": {}}
     with tempfile.TemporaryDirectory() as work:
-        for name, make in situations.items():
+        for name, (fold, make) in situations.items():
             if args.only and name != args.only:
                 continue
+            start = args.runs / f"fold-{fold}"
             corrected, judged, trained_on, contrast = make(load)
-            folder = Path(work) / name
-            results["situations"][name] = run_site(folder, corrected, judged, trained_on, contrast, args.minutes, load)
+            held_out = fold_scans(args.data, fold)
+            results["situations"][name] = {"start": f"fold-{fold} model ({model_for_task('cord', start).sha256[:12]})"}
+            results["situations"][name] |= run_site(
+                Path(work) / name, start, corrected, judged, trained_on, contrast, args.minutes, load, held_out
+            )
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results["situations"], indent=2))
 
@@ -95,16 +96,15 @@ def loader(data: Path):
 
 def failing_contrast(load):
     """unf01 T1w split along S-I: the inferior stack is corrected, the superior one judged."""
-    image, mask = load(*VALIDATION["unf01 T1w axial"])
+    image, mask = load(*UNF01_T1W)
     (image_low, image_high), (mask_low, mask_high) = split_stacks(image), split_stacks(mask)
     return (image_low, mask_low), (image_high, mask_high), ["unf01 T1w axial"], "T1w"
 
 
 def already_good(load):
-    """gm-challenge 9604 (annotated slab) corrected, 9669 judged."""
-    image, mask = load(*VALIDATION["gm 9604 T2*w axial"])
-    slab = annotated_slab(image, mask)
-    return slab, load(*VALIDATION["gm 9669 T2*w axial"]), ["gm 9604 T2*w axial"], "T2starw"
+    """gm-challenge 9584 (annotated slab) corrected, 9669 judged."""
+    slab = annotated_slab(*load(GM.format(9584), GM_MASK.format(9584)))
+    return slab, load(GM.format(9669), GM_MASK.format(9669)), ["9584 T2starw axial"], "T2starw"
 
 
 def split_stacks(image: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
@@ -131,7 +131,7 @@ def score(pair, model_dir: Path | None = None) -> dict:
     return {"dice": round(dice(prediction, truth), 4), "dice_annotated": round(dice(prediction[rows], truth[rows]), 4)}
 
 
-def run_site(folder: Path, corrected, judged, trained_on: list[str], contrast: str, minutes: float, load) -> dict:
+def run_site(folder: Path, start: Path, corrected, judged, trained_on, contrast, minutes, load, held_out) -> dict:
     folder.mkdir(parents=True)
     paths = {}
     for name, image in (("image", corrected[0]), ("mask", corrected[1])):
@@ -142,15 +142,18 @@ def run_site(folder: Path, corrected, judged, trained_on: list[str], contrast: s
         "corrections", "add", paths["image"], paths["mask"], "--task", "cord", "--site", site, "--contrast", contrast
     )
     fine_tune = spineai(
-        "finetune", "--task", "cord", "--site", site, "--out", model, "--minutes", minutes, "--device", "cpu"
-    )
+        "finetune", "--task", "cord", "--site", site, "--out", model, "--minutes", minutes, "--device", "cpu",
+        "--start", start,
+    )  # fmt: skip
     record = json.loads((model / "cord.json").read_text())["site"]
-    after = {name: score(load(*paths), model) for name, paths in VALIDATION.items()}
     return {
-        "judged_before": score(judged),
+        "judged_before": score(judged, start),
         "judged_after": score(judged, model),
-        "validation_after": after,
+        "fold_before": {name: score(load(*paths), start) for name, paths in held_out.items()},
+        "fold_after": {name: score(load(*paths), model) for name, paths in held_out.items()},
         "site_trained_on": trained_on,
+        # Fold scans of the subjects in the bundled rehearsal set: the fine-tune trained on those.
+        "rehearsal_subjects_in_fold": sorted(name for name in held_out if name.split()[0] in REHEARSAL_SUBJECTS),
         "finetune_wall_seconds": fine_tune["seconds"],
         "finetune_peak_rss_mb": fine_tune["peak_rss_mb"],
         "steps": record["steps"],

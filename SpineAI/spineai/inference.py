@@ -397,7 +397,7 @@ def neighbour_step(spec: ModelSpec, slice_mm: float) -> int:
     slices lie further apart than the record's ``context_max_spacing_mm`` (the thickest it learned
     neighbours from). 17 mm apart, the neighbours of an axial MT slice show other anatomy, and a
     network that never saw MT found the cord in one slice of five; each slice as its own context,
-    in all five (``docs/cord-model.md``)."""
+    in all five (``models/cord.md``)."""
     limit = spec.context_max_spacing_mm
     return 0 if limit is not None and slice_mm > limit + 1e-6 else 1
 

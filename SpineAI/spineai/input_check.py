@@ -11,34 +11,34 @@ a BIDS suffix (``sub-01_T1w``), a file name or a DICOM series description ("T1 T
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from .inference import slice_axis
 from .models.registry import ModelSpec
 
 SUPPORTED_DICE = 0.80
 PLANES = ("axial", "coronal", "sagittal")  # the canonical axes z, y, x (LAS) as slice axes
-# First match wins: T2* before T2, so "t2star" is not read as T2w. Tokens are whole words of the
-# name split at anything but letters, digits and '*'.
-CONTRAST_PATTERNS = (
-    ("T2starw", r"t2\*w?|t2star\w*|t2s|gre|medic|merge|me-?gre|fl2d|fl3d"),
-    ("MT", r"mt|mts|mton|mtoff|mt[01]|mtr"),
-    ("T1w", r"t1w?|t1\w*|mprage|mp2rage|spgr|tfl"),
-    ("T2w", r"t2w?|t2\w*|tse|fse|space|haste|stir"),
-)
+CONTRASTS = [  # (pattern in a file name or series description, contrast), first match wins: T2* before T2
+    (r"t2star|t2\*|t2s\b|_t2s|gre|medic|merge", "T2starw"),
+    (r"flair", "FLAIR"),
+    (r"\bmt[0-9]?\b|_mt|mts|mton|mtoff", "MT"),
+    (r"t1|mprage|unit1", "T1w"),
+    (r"t2", "T2w"),
+    (r"\bpd", "PDw"),
+]
 
 
-def acquisition_plane(spacing_zyx, size_zyx) -> str:
+def sliced_plane(spacing_zyx, size_zyx) -> str:
     """'axial', 'coronal' or 'sagittal': the plane of the slices the network sees (canonical a[z, y, x])."""
+    from .inference import slice_axis  # not at import: the Slicer panel reads contrasts without the networks
+
     return PLANES[slice_axis(spacing_zyx, size_zyx)]
 
 
 def contrast_from_name(name: str) -> str | None:
-    """The contrast a scan's name states ('T1w', 'T2w', 'T2starw', 'MT'), or None."""
-    tokens = [token for token in re.split(r"[^a-z0-9*]+", name.lower()) if token]
-    for contrast, pattern in CONTRAST_PATTERNS:
-        if any(re.fullmatch(pattern, token) for token in tokens):
-            return contrast
-    return None
+    """The contrast a scan's file name (BIDS suffix, common words), DICOM series description or
+    Slicer volume name states ('T1w', 'T2w', 'T2starw', 'MT', 'FLAIR', 'PDw'), or None."""
+    text = Path(str(name)).name.lower()
+    return next((contrast for pattern, contrast in CONTRASTS if re.search(pattern, text)), None)
 
 
 def check_input(spec: ModelSpec, plane: str, name: str) -> dict | None:

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .input_check import acquisition_plane, check_input
+from .input_check import check_input, sliced_plane
 from .io import OutputSet, check_volume, read_image, series_description
 from .orientation import from_canonical, orientation_code, spacing_zyx, to_canonical
 from .tasks import TaskInputs, get_task, output_names
@@ -73,7 +73,7 @@ def segment(
     }
     # The plane and contrast held against the model's measured figures; ``source`` is the file name,
     # DICOM series description or Slicer volume name, where a contrast is usually stated.
-    check = check_input(main.spec, acquisition_plane(spacing_zyx(canonical), canonical.GetSize()[::-1]), source)
+    check = check_input(main.spec, sliced_plane(spacing_zyx(canonical), canonical.GetSize()[::-1]), source)
     if check:
         sidecar["input_check"] = check
     return SegmentationResult(from_canonical(canonical_labels, image), task, list(info.segments), sidecar)

@@ -21,7 +21,6 @@ import csv
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass, fields
@@ -32,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError, SpineAIError
+from ..input_check import contrast_from_name
 from ..io import read_image
 from ..models.registry import sha256_of
 from ..orientation import spacing_zyx, to_canonical
@@ -207,26 +207,12 @@ def scan_id(image: sitk.Image) -> str:
     return digest.hexdigest()[:16]
 
 
-CONTRASTS = [  # (pattern in a file name or series description, contrast), first match wins
-    (r"t2star|t2\*|t2s\b|_t2s|gre|medic|merge", "T2starw"),
-    (r"flair", "FLAIR"),
-    (r"\bmt[0-9]?\b|_mt|mts|mton|mtoff", "MT"),
-    (r"t1|mprage|unit1", "T1w"),
-    (r"t2", "T2w"),
-    (r"\bpd", "PDw"),
-]
-
-
 def guess_contrast(image_path, image: sitk.Image) -> str:
     """The contrast the file name (BIDS suffix and common words) or DICOM series description names."""
-    texts = [Path(image_path).name.lower()]
+    texts = [Path(image_path).name]
     if image.HasMetaDataKey("0008|103e"):
-        texts.append(image.GetMetaData("0008|103e").lower())
-    for text in texts:
-        for pattern, contrast in CONTRASTS:
-            if re.search(pattern, text):
-                return contrast
-    return "unknown"
+        texts.append(image.GetMetaData("0008|103e"))
+    return next((contrast for contrast in map(contrast_from_name, texts) if contrast), "unknown")
 
 
 def acquisition_plane(image: sitk.Image) -> str:
