@@ -208,9 +208,7 @@ def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
     rng = np.random.default_rng(seed + 1)
     target_of = network_target(info)
     site_volumes = [prepare_volume(_as_case(site, c), spec) for c in train_cases]
-    site_patches = PatchSampler(
-        [v.slices(target=target_of(v.labels)) for v in site_volumes], PATCH_SIZE, context_slices=spec.context_slices
-    )
+    site_patches = PatchSampler.of_volumes(site_volumes, PATCH_SIZE, spec, target_of)
     rehearsal = [prepare_volume(case, spec) for case in rehearsal_cases()]
     painted = SyntheticTrainingSet(rehearsal, SYNTHETIC_TASKS[info.name], rng) if info.name in SYNTHETIC_TASKS else None
     state = {"rehearsal": None, "drawn": 0}
@@ -222,7 +220,7 @@ def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
             state["rehearsal"] = (
                 painted.sampler(PATCH_SIZE, spec.context_slices)
                 if painted
-                else PatchSampler([v.slices() for v in rehearsal], PATCH_SIZE, context_slices=spec.context_slices)
+                else PatchSampler.of_volumes(rehearsal, PATCH_SIZE, spec)
             )
             state["drawn"] = 0
         state["drawn"] += 1

@@ -85,6 +85,16 @@ class PatchSampler:
         self.positives = [np.argwhere(masks) for _, masks in volumes]
         self.region_voxels = [np.argwhere(region) for region in regions] if regions is not None else None
 
+    @classmethod
+    def of_volumes(cls, volumes: list[Volume], patch_size: int, spec: ModelSpec, target_of=None) -> PatchSampler:
+        """Patches of a slice network's volumes, cut as inference cuts them: slices too far apart
+        for neighbours (axial MT, 17 mm) without them (``inference.neighbour_step``)."""
+        from ..inference import neighbour_step
+
+        steps = [neighbour_step(spec, volume.spacing[volume.axis]) for volume in volumes]
+        slices = [volume.slices(target=target_of(volume.labels) if target_of else None) for volume in volumes]
+        return cls(slices, patch_size, context_slices=spec.context_slices, steps=steps)
+
     def sample(self, batch_size: int, rng: np.random.Generator):
         images = np.zeros((batch_size, 2 * self.context + 1, self.patch, self.patch), np.float32)
         masks = np.zeros((batch_size, 1, self.patch, self.patch), np.float32)

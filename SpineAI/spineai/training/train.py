@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import SpineAIError
-from ..inference import SlicePredictor, neighbour_step
+from ..inference import SlicePredictor
 from ..io import read_image
 from ..metrics import annotated_range, dice, lesion_detection
 from ..models.registry import ModelSpec, model_for_task
@@ -138,7 +138,11 @@ def train(
     volumes = [prepare_volume(case, spec) for case in train_cases]
     painted = SyntheticTrainingSet(volumes, synthetic, rng) if synthetic else None
     test_scans = synthetic_test_scans(val_cases, synthetic) if synthetic else None
-    sampler = painted.sampler(patch_size, spec.context_slices) if painted else _cord_sampler(volumes, patch_size, spec)
+    sampler = (
+        painted.sampler(patch_size, spec.context_slices)
+        if painted
+        else PatchSampler.of_volumes(volumes, patch_size, spec)
+    )
     model = _initial_network(spec, initial_model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=iterations, pct_start=0.05)
@@ -189,13 +193,6 @@ def _initial_network(spec: ModelSpec, folder: Path | None) -> UNet2D:
     if (start.in_channels, start.channels) != (spec.in_channels, spec.channels):
         raise SpineAIError(f"{folder}: the {spec.task} model there has another architecture than this training")
     return load_model(start)
-
-
-def _cord_sampler(volumes, patch_size, spec) -> PatchSampler:
-    """Patches as inference cuts them: slices too far apart for neighbours (axial MT) without them."""
-    steps = [neighbour_step(spec, volume.spacing[volume.axis]) for volume in volumes]
-    slices = [volume.slices() for volume in volumes]
-    return PatchSampler(slices, patch_size, context_slices=spec.context_slices, steps=steps)
 
 
 def _write_model(model, spec, out_dir, cases, results, history, settings) -> dict:
