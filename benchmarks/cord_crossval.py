@@ -12,9 +12,10 @@ and the CSA test-retest of gm-challenge sub-10062 (two sessions, held out togeth
 the same run; it trained on some of them, so its rows carry ``baseline_saw_subject``.
 
 Usage:
-  python benchmarks/cord_crossval.py train --fold 0 --runs runs/cord-cv   # one fold (or: all)
-  python benchmarks/cord_crossval.py evaluate --runs runs/cord-cv [--baseline runs/cord-old]
-Writes benchmarks/results/cord_crossval.json and prints a Markdown table.
+  python benchmarks/cord_crossval.py train --fold 0 --runs runs/cord-cv [--recipe R]  # one fold (or: all)
+  python benchmarks/cord_crossval.py evaluate --runs runs/cord-cv [--recipe R] [--baseline runs/cord-old]
+  python benchmarks/cord_crossval.py ship --runs runs/cord-cv --recipe R   # fold-all becomes the shipped model
+Writes benchmarks/results/cord_crossval.json (one entry per recipe evaluated) and prints a table.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -35,18 +37,25 @@ from spineai.pipeline import segment
 from spineai.tasks.base import TaskInputs
 from spineai.training.cases import BUILTIN_MANIFESTS, hold_out_fold, read_manifest
 
-RESULTS = Path(__file__).resolve().parent / "results"
-ITERATIONS = 3000
+RESULT = Path(__file__).resolve().parent / "results" / "cord_crossval.json"
 
 
-def train_fold(fold: str, runs: Path, data: Path, iterations: int) -> None:
+# The recipes compared: the one the model shipped before (gamma 0.6-1.6, 4000 steps) and the one
+# with a wider gamma and slice drift (``augment.CORD_CONTRAST``). Both see slices beyond 7.5 mm
+# without neighbours.
+RECIPES = {"narrow-gamma": ({}, 4000), "wide-gamma-drift": (None, 3000)}
+
+
+def train_fold(fold: str, runs: Path, data: Path, iterations: int, recipe: str) -> None:
     import torch
 
     from spineai.training.train import CORD_SPEC, train
 
     torch.set_num_threads(int(os.environ.get("SPINEAI_TRAIN_THREADS", "1")))
     cases = hold_out_fold(read_manifest(BUILTIN_MANIFESTS["cord"], data), None if fold == "all" else fold)
-    train(cases, runs / f"fold-{fold}", iterations=iterations, spec=CORD_SPEC, validate_every=iterations)
+    contrast, steps = RECIPES[recipe]
+    iterations = iterations or steps
+    train(cases, runs / f"fold-{fold}", iterations, spec=CORD_SPEC, validate_every=iterations, contrast=contrast)
 
 
 def score(case, model_dir: Path) -> dict:
@@ -136,35 +145,69 @@ def with_shipped_inference(folder: Path) -> None:
     spec.write(folder)
 
 
-def evaluate(runs: Path, data: Path, baseline: Path | None) -> dict:
+def evaluate(runs: Path, data: Path, recipe: str, baseline: Path | None) -> dict:
+    """Score every scan with its fold's model; the report joins the recipes already in the results."""
     cases = read_manifest(BUILTIN_MANIFESTS["cord"], data)
     for folder in [runs / f"fold-{fold}" for fold in sorted({case.fold for case in cases})] + [baseline]:
         if folder is not None:
             with_shipped_inference(folder)
     rows = [score(case, runs / f"fold-{case.fold}") for case in cases]
-    report = {
-        "what": "4-fold cross-validation by subject over every labelled cord scan in ../shared/data",
-        "recipe": json.loads((runs / "fold-0" / "metrics.json").read_text())["training"],
-        "recipes_compared": 1,
+    results = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    results["what"] = "4-fold cross-validation by subject over every labelled cord scan in ../shared/data"
+    results.setdefault("recipes", {})[recipe] = {
+        "training": json.loads((runs / "fold-0" / "metrics.json").read_text())["training"],
         "cases": rows,
         "summary": summary(rows),
         "median_dice_by_plane_and_contrast": by_plane_and_contrast(rows),
         "median_abs_csa_error_percent": median_abs_csa_error(rows),
         "test_retest": test_retest(rows),
     }
+    results["recipes_compared"] = len(results["recipes"])
     if baseline is not None:
         trained_on = {c["subject"] for c in json.loads((baseline / "metrics.json").read_text())["train_cases"]}
         old = [score(case, baseline) | {"baseline_saw_subject": case.subject in trained_on} for case in cases]
-        report["baseline"] = {
+        results["baseline"] = {
+            "what": "the cord model shipped before (one split): a fit check on its training subjects",
             "model_sha256": model_for_task("cord", baseline).sha256,
             "cases": old,
             "median_dice_by_plane_and_contrast": by_plane_and_contrast(old),
             "median_abs_csa_error_percent": median_abs_csa_error(old),
             "test_retest": test_retest(old),
         }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cord_crossval.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    RESULT.write_text(json.dumps(results, indent=2) + "\n")
+    return results["recipes"][recipe]
+
+
+def ship(runs: Path, recipe: str) -> None:
+    """Install the recipe's model trained on every scan (``fold-all``) as the shipped cord model, its
+    record carrying the recipe's cross-validated medians per plane and contrast (``input_check``)."""
+    from spineai.models.registry import MODELS_DIR
+
+    results = json.loads(RESULT.read_text())
+    report = results["recipes"][recipe]
+    counts: dict[str, int] = {}
+    for row in report["cases"]:
+        counts[f"{row['plane']} {row['contrast']}"] = counts.get(f"{row['plane']} {row['contrast']}", 0) + 1
+    measured = tuple(
+        {"plane": key.split()[0], "contrast": key.split()[1], "median_dice": dice, "scans": counts[key]}
+        for key, dice in report["median_dice_by_plane_and_contrast"].items()
+    )
+    shipped = model_for_task("cord")
+    trained = model_for_task("cord", runs / "fold-all")
+    for path in (trained.weights_path, trained.onnx_path):
+        shutil.copyfile(path, MODELS_DIR / path.name)
+    record = replace(
+        trained,
+        locate_every=shipped.locate_every,
+        locate_margin_mm=shipped.locate_margin_mm,
+        context_max_spacing_mm=shipped.context_max_spacing_mm,
+        measured=measured,
+        folder=MODELS_DIR,
+    )
+    record.write(MODELS_DIR)
+    model_for_task("cord")  # checks both checksums
+    results["shipped"] = {"recipe": recipe, "model_sha256": record.sha256, "trained_on": "every scan (fold-all)"}
+    RESULT.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def by_plane_and_contrast(rows: list[dict]) -> dict:
@@ -191,17 +234,20 @@ def print_table(report: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["train", "evaluate"])
+    parser.add_argument("action", choices=["train", "evaluate", "ship"])
     parser.add_argument("--runs", type=Path, required=True, help="one folder per fold: fold-0 ... fold-3, fold-all")
     parser.add_argument("--fold", help="train: the fold to hold out, or 'all' for the model that uses every scan")
-    parser.add_argument("--iterations", type=int, default=ITERATIONS)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="wide-gamma-drift")
+    parser.add_argument("--iterations", type=int, help="default: the recipe's")
     parser.add_argument("--baseline", type=Path, help="evaluate: a previous cord model folder to score alongside")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
     args = parser.parse_args()
     if args.action == "train":
-        train_fold(args.fold, args.runs, args.data, args.iterations)
+        train_fold(args.fold, args.runs, args.data, args.iterations, args.recipe)
+    elif args.action == "evaluate":
+        print_table(evaluate(args.runs, args.data, args.recipe, args.baseline))
     else:
-        print_table(evaluate(args.runs, args.data, args.baseline))
+        ship(args.runs, args.recipe)
 
 
 if __name__ == "__main__":

@@ -121,16 +121,19 @@ def train(
     spec: ModelSpec = CORD_SPEC,
     progress=None,
     initial_model: Path | None = None,
+    contrast: dict | None = None,
 ) -> dict:
     """Train, validate, and write ``<task>.safetensors`` + ``<task>.json`` + ``metrics.json`` to ``out_dir``.
 
-    ``spec`` says the task (``SPECS``). The lesion and tumour tasks train on painted targets
+    ``spec`` says the task (``SPECS``); ``contrast``: ``augment.random_contrast`` settings (None:
+    the task's default, ``CORD_CONTRAST`` for the cord). The lesion and tumour tasks train on painted targets
     where the cases have none (``synthetic_data``), never inverting contrast: a T2 lesion and an
     enhancing tumour are bright, and that is the signal.
     """
     synthetic = SYNTHETIC_TASKS.get(spec.task)
     invert_probability = 0.0 if synthetic else 0.2
-    contrast = CORD_CONTRAST if spec.task == "cord" else None
+    if contrast is None:  # the task's default; {} = the plain contrast augmentation
+        contrast = CORD_CONTRAST if spec.task == "cord" else {}
     torch.manual_seed(seed)
     rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     train_cases = [case for case in cases if case.split == "train"]
@@ -178,6 +181,7 @@ def train(
                 batch_size=batch_size,
                 patch_size=patch_size,
                 learning_rate=learning_rate,
+                contrast_augmentation=contrast or "plain",
                 seed=seed,
                 minutes=history[-1]["minutes"],
             )
