@@ -163,6 +163,7 @@ def evaluate(runs: Path, data: Path, recipe: str, baseline: Path | None) -> dict
         "test_retest": test_retest(rows),
     }
     results["recipes_compared"] = len(results["recipes"])
+    results["peer"] = propseg(data)
     if baseline is not None:
         trained_on = {c["subject"] for c in json.loads((baseline / "metrics.json").read_text())["train_cases"]}
         old = [score(case, baseline) | {"baseline_saw_subject": case.subject in trained_on} for case in cases]
@@ -176,6 +177,20 @@ def evaluate(runs: Path, data: Path, recipe: str, baseline: Path | None) -> dict
         }
     RESULT.write_text(json.dumps(results, indent=2) + "\n")
     return results["recipes"][recipe]
+
+
+def propseg(data: Path) -> dict:
+    """The Spinal Cord Toolbox's PropSeg on errsm_18's sagittal T2 (its output ships with the data)."""
+    folder = data / "sct-legacy/errsm_18/t2"
+    found, truth = (
+        canonical_array(to_canonical(read_image(folder / name))) > 0.5
+        for name in ("t2_segmentation_PropSeg.nii.gz", "t2_manual_segmentation.nii.gz")
+    )
+    scores = {
+        name: round(metric(found, truth), 4)
+        for name, metric in (("dice", dice), ("precision", precision), ("recall", recall))
+    }
+    return {"scan": "sct-legacy/errsm_18/t2/t2.nii.gz", "method": "SCT PropSeg"} | scores
 
 
 def ship(runs: Path, recipe: str) -> None:
