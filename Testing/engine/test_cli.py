@@ -86,8 +86,9 @@ def test_demo_segments_the_bundled_sample(tmp_path, capsys):
     code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--device", "cpu")
     assert code == 0, err
     printed = float(re.search(r"Dice vs manual mask (\d\.\d{3})", out).group(1))
-    # cord.md: Dice 0.96 on this scan (a training scan, so a fit check): below 0.95 the shipped model regressed
-    assert printed >= 0.95
+    # cord.md: Dice 0.932 on this scan (a training scan, so a fit check; 0.915 cross-validated): below
+    # 0.92 the shipped model regressed
+    assert printed >= 0.92
     found = sitk.GetArrayFromImage(read_image(tmp_path / "demo" / "t2_cord_seg.nii.gz"))
     manual = sitk.GetArrayFromImage(read_image(T2_CORD_MANUAL)) > 0
     assert printed == pytest.approx(dice(found, manual), abs=5e-4)  # the printed figure is the mask's own

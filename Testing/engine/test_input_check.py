@@ -1,0 +1,71 @@
+"""The input's plane and contrast are held against the figures the model was measured on."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spineai.input_check import check_input, contrast_from_name, sliced_plane
+from spineai.models.registry import model_for_task
+
+
+@pytest.mark.parametrize(
+    ("name", "contrast"),
+    [
+        ("sub-unf01_T1w.nii.gz", "T1w"),
+        ("sub-unf01_T2star.nii.gz", "T2starw"),
+        ("sub-9604_run-1_T2starw.nii.gz", "T2starw"),
+        ("sub-unf01_T2w.nii.gz", "T2w"),
+        ("/data/sct-testing/t2s/t2s.nii.gz", "T2starw"),
+        ("mt1.nii.gz", "MT"),
+        ("errsm_18/gre/gre.nii.gz", "T2starw"),
+        ("3: T1 TSE AX", "T1w"),  # a Slicer volume named by its DICOM series description
+        ("5: T2* MEDIC", "T2starw"),
+        ("sub-01_acq-sag_T2w", "T2w"),
+        ("scan_0042.nii.gz", None),
+        ("mystery", None),
+    ],
+)
+def test_contrast_is_read_from_the_name(name, contrast):
+    assert contrast_from_name(name) == contrast
+
+
+def test_plane_is_the_axis_the_network_slices():
+    assert sliced_plane((7.5, 0.5, 0.5), (9, 54, 49)) == "axial"
+    assert sliced_plane((1.0, 1.0, 1.0), (216, 384, 52)) == "sagittal"  # isotropic: fewest voxels
+    assert sliced_plane((1.0, 3.0, 1.0), (200, 20, 200)) == "coronal"
+
+
+def test_a_contrast_measured_below_080_is_not_supported():
+    spec = model_for_task("cord")
+    low = next(row for row in spec.measured if row["median_dice"] < 0.80)
+    check = check_input(spec, low["plane"], f"sub-x_{low['contrast']}.nii.gz")
+    assert check["supported"] is False and "not supported" in check["note"]
+    good = next(row for row in spec.measured if row["median_dice"] >= 0.80)
+    assert check_input(spec, good["plane"], f"scan_{good['contrast']}.nii.gz")["supported"] is True
+    unknown = check_input(spec, "axial", "scan_0042.nii.gz")
+    assert unknown["supported"] is None and "not known from its name" in unknown["note"]
+    assert check_input(model_for_task("tumor"), "axial", "sub-x_T1w") is None  # nothing measured, nothing claimed
+
+
+def test_the_shipped_record_carries_its_cross_validated_figures():
+    """The record's figures are the cross-validated medians of the recipe the shipped model was trained with."""
+    spec = model_for_task("cord")
+    results = json.loads((Path(__file__).parents[2] / "benchmarks/results/cord_crossval.json").read_text())
+    assert results["shipped"]["model_sha256"] == spec.sha256
+    medians = results["recipes"][results["shipped"]["recipe"]]["median_dice_by_plane_and_contrast"]
+    recorded = {f"{r['plane']} {r['contrast']}": r["median_dice"] for r in spec.measured}
+    assert recorded == medians and sum(r["scans"] for r in spec.measured) == 19
+
+
+def test_segment_says_when_the_input_contrast_is_not_supported(tmp_path, data_dir, capsys):
+    """A real axial T1w scan: the sidecar records the check and the CLI prints one warning line."""
+    from spineai.cli import main
+
+    scan = data_dir / "ivadomed-unf01/sub-unf01_T1w.nii.gz"
+    assert main(["segment", str(scan), "--out", str(tmp_path), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    sidecar = json.loads((tmp_path / "sub-unf01_T1w_cord_seg.json").read_text())
+    assert sidecar["input_check"]["plane"] == "axial" and sidecar["input_check"]["contrast"] == "T1w"
+    assert sidecar["input_check"]["supported"] is False
+    assert err.count("\n") == 1 and "axial T1w is not supported" in err and str(scan) in err
