@@ -160,3 +160,13 @@ def _write_non_image_dicom(series):
     report.SeriesInstanceUID = pydicom.uid.generate_uid()
     report.Modality = "SR"
     report.save_as(series.folder / "report.dcm", enforce_file_format=True)
+
+
+def test_the_series_description_states_the_contrast_for_the_input_check(series, tmp_path):
+    """A DICOM folder's name says nothing of the contrast; its series description does."""
+    import json
+
+    assert main(["segment", str(series.folder), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    sidecar = json.loads(next((tmp_path / "out").glob("*_cord_seg.json")).read_text())
+    check = sidecar["input_check"]
+    assert (check["plane"], check["contrast"], check["supported"]) == ("axial", "T2starw", True)
