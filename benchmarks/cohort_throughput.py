@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import onnxruntime
+from machine_load import children_cpu_seconds, machine_busy_seconds  # benchmarks/ is on the path as a script
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "SpineAI" / "spineai" / "training" / "cord_cases.csv"
@@ -78,18 +78,6 @@ def timed_batch(cohort: Path, out: Path, workers: int) -> dict:
         record["first_case_done_after_s"] = round((new[0] - started_wall) / 1e9, 2)
         record["last_case_done_after_s"] = round((new[-1] - started_wall) / 1e9, 2)
     return record
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes have used since boot (user + nice + system, /proc/stat)."""
-    fields = open("/proc/stat").readline().split()[1:]
-    return sum(int(value) for value in fields[:3]) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    """CPU seconds of this script's finished child processes (spineai batch and its Dask workers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def summary_line(printed: str) -> str:

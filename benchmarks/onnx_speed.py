@@ -23,13 +23,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine_load import children_cpu_seconds, machine_busy_seconds  # benchmarks/ is on the path as a script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
@@ -91,17 +92,6 @@ print('RESULT', json.dumps(steps), resource.getrusage(resource.RUSAGE_SELF).ru_m
 
 
 OTHER_CPU: list[float] = []  # CPU seconds other processes used during each fresh-process run
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes have used since boot (user + nice + system, /proc/stat)."""
-    fields = open("/proc/stat").readline().split()[1:]
-    return sum(int(value) for value in fields[:3]) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def fresh_process(template: str, pythonpath: Path, torch: bool, scan: Path, out: Path) -> tuple[float, str, float]:
