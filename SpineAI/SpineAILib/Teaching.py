@@ -241,6 +241,14 @@ def fineTuneSummary(folder, task: str) -> list[str]:
     rehearsal = (site["before"].get("rehearsal_median_dice"), site["after"].get("rehearsal_median_dice"))
     if None not in rehearsal:
         lines.append(f"What it knew: median Dice on the rehearsal set {rehearsal[0]:.3f} -> {rehearsal[1]:.3f}.")
+    if "mixing" in site:  # records written before the mixing step have none
+        share = site["mixing"]["share_of_fine_tuned_weights"]
+        lines.append(
+            f"Weights: {share:.0%} fine-tuned, {1 - share:.0%} the starting model's, the mix closest to the start "
+            "that keeps most of the gain on these cases."
+            if share
+            else "The fine-tune gained nothing on these cases: the model keeps the starting weights."
+        )
     lines.append("It is used only when chosen: select it under Model to segment with it.")
     return lines
 

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from spineai.cli import EXIT_USER_ERROR, main
 from spineai.errors import Cancelled
-from spineai.learning.finetune import finetune
+from spineai.learning.finetune import KEPT_GAIN, MIN_GAIN, finetune, mix_with_start
 from spineai.learning.site import MANIFEST, read_site
 from spineai.sample import T2, T2_CORD_MANUAL
 
@@ -160,8 +160,10 @@ def test_finetune_writes_a_model_folder_with_its_record_and_card(site_model):
     assert sorted(p.name for p in folder.iterdir()) == ["cord.json", "cord.md", "cord.onnx", "cord.safetensors"]
     record = json.loads((folder / "cord.json").read_text())
     shipped = model_for_task("cord")
-    assert record["sha256"] == sha256_of(folder / "cord.safetensors") != shipped.sha256
     block = record["site"]
+    share = block["mixing"]["share_of_fine_tuned_weights"]
+    assert record["sha256"] == sha256_of(folder / "cord.safetensors")
+    assert (record["sha256"] == shipped.sha256) == (share == 0)  # no gain on the site: the starting weights
     assert block["parent"] == {"name": shipped.name, "sha256": shipped.sha256, "folder": str(shipped.folder)}
     assert [c["use"] for c in block["cases"]].count("held back") == 1 and block["evaluated_on"] == "held-back cases"
     assert block["steps"] > 0 and 0 <= block["before"]["site"][0]["dice"] <= 1
@@ -317,3 +319,35 @@ def test_the_lesion_and_sac_networks_fine_tune_on_their_own_label_maps(tmp_path,
         )
         == 0
     )
+
+
+def _two_state_network():
+    """A one-weight network, its starting weights (0) and its fine-tuned ones (1)."""
+    import torch
+
+    network = torch.nn.Linear(1, 1, bias=False)
+    start = {"weight": torch.zeros(1, 1)}
+    with torch.no_grad():
+        network.weight.fill_(1.0)
+    return network, start
+
+
+@pytest.mark.parametrize("curve", ["linear", "late"])
+def test_mixing_keeps_the_smallest_share_of_fine_tuned_weights_that_keeps_most_of_the_gain(curve):
+    network, start = _two_state_network()
+    # Site Dice as a function of the share w of fine-tuned weights, read from the network itself.
+    dice_of = {"linear": lambda w: 0.1 + 0.8 * w, "late": lambda w: 0.1 + 0.8 * max(0.0, w - 0.5) * 2}[curve]
+    scores = lambda model: [{"dice": dice_of(float(model.weight))}]  # noqa: E731
+    mixing = mix_with_start(network, start, scores, [{"dice": dice_of(0.0)}])
+    share = mixing["share_of_fine_tuned_weights"]
+    assert dice_of(share) >= 0.1 + KEPT_GAIN * 0.8 > dice_of(share - 0.05)
+    assert float(network.weight) == pytest.approx(share)  # the network is left at the chosen mix
+    assert mixing["site_dice_by_share"]["1.00"] == pytest.approx(0.9, abs=1e-4)
+
+
+def test_mixing_keeps_the_starting_weights_when_the_fine_tune_gained_nothing():
+    network, start = _two_state_network()
+    scores = lambda model: [{"dice": 0.8 + (MIN_GAIN / 2) * float(model.weight)}]  # noqa: E731
+    mixing = mix_with_start(network, start, scores, [{"dice": 0.8}])
+    assert mixing["share_of_fine_tuned_weights"] == 0.0 and float(network.weight) == 0.0
+    assert list(mixing["site_dice_by_share"]) == ["0.00", "1.00"]

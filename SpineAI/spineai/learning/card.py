@@ -33,6 +33,8 @@ def model_card(record: dict) -> str:
         "",
         _rehearsal_line(site),
         "",
+        _mixing_line(site),
+        "",
         "## Training",
         "",
         f"{site['steps']} steps in {site['seconds']} s on {site['device']} (budget {site['budget_minutes']} min); "
@@ -50,3 +52,20 @@ def _rehearsal_line(site: dict) -> str:
     if before is None:
         return "Rehearsal: painted targets in the bundled crops (no fixed score)."
     return f"What it knew: median Dice on the rehearsal set {before:.3f} before, {after:.3f} after."
+
+
+def _mixing_line(site: dict) -> str:
+    mixing = site.get("mixing")
+    if mixing is None:  # site models written before the mixing step
+        return "Weights: as fine-tuned."
+    share = mixing["share_of_fine_tuned_weights"]
+    tried = ", ".join(f"{k} -> {v:.3f}" for k, v in mixing["site_dice_by_share"].items())
+    if share == 0:
+        return (
+            "Weights: **the starting model's**: the fine-tune gained nothing on the site's cases "
+            f"(site Dice by share of fine-tuned weights: {tried})."
+        )
+    return (
+        f"Weights: {share:.0%} fine-tuned, {1 - share:.0%} the starting model's ({mixing['rule']}; "
+        f"site Dice by share: {tried})."
+    )

@@ -95,4 +95,9 @@ def run_finetune(args) -> None:
     for before, after in zip(site["before"]["site"], site["after"]["site"], strict=True):
         print(f"  {before['case_id']} ({before['contrast']}): Dice {before['dice']:.3f} -> {after['dice']:.3f}")
     print(f"  evaluated on {site['evaluated_on']}")
+    share = site["mixing"]["share_of_fine_tuned_weights"]
+    print(
+        f"  weights: {share:.0%} fine-tuned, {1 - share:.0%} the starting model's"
+        + (" (the fine-tune gained nothing on the site's cases)" if share == 0 else "")
+    )
     print(f"spineai: model written to {folder}; use it with spineai segment --model {folder}", file=sys.stdout)

