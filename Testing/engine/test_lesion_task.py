@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from spineai.cli import EXIT_USER_ERROR, main
 from spineai.io import read_image
@@ -74,6 +75,31 @@ def test_synthetic_lesions_are_reproducible_and_leave_the_input_untouched(data_d
     second = synthesise_lesions(image, cord, (1.0, 1.0, 1.0), np.random.default_rng(7), 3)
     assert np.array_equal(image, before)
     assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
+def test_a_swollen_cord_pushes_into_the_csf_only_beside_the_lesion(data_dir):
+    swelling = LesionShape(**{**KNOWN_LESION.__dict__, "swelling_probability": 1.0, "swelling_mm": (1.5, 1.5)})
+    image, lesion, cord = painted_scan(data_dir, shape=swelling)
+    original = canonical_array(canonical(data_dir / UNF01_T2), np.float32)
+    changed = canonical_array(image) != original
+    lesion_slices = np.flatnonzero(lesion.any(axis=(1, 2)))
+    outside = changed & ~cord  # the CSF the swollen cord took: cord-grey, within 1.5 mm of the cord
+    assert outside.any() and set(np.flatnonzero(outside.any(axis=(1, 2)))) <= set(
+        range(lesion_slices.min() - 1, lesion_slices.max() + 2)
+    )
+    assert (ndimage.distance_transform_edt(~cord, sampling=spacing_zyx(image))[outside] <= 1.5 + 1e-6).all()
+    took = canonical_array(image)[outside & ~lesion]  # swollen tissue (and the lesion's faint edge)
+    assert np.median(took) == pytest.approx(np.median(original[cord]), rel=0.05)
+    assert np.median(took) < np.median(original[outside])  # it was CSF, brighter than cord on T2
+
+
+def test_a_lobulated_lesion_stays_in_the_cord_and_within_its_drawn_length(data_dir):
+    lobulated = LesionShape(**{**KNOWN_LESION.__dict__, "family": "lobulated", "length_mm": (14.0, 14.0)})
+    for seed in range(4):
+        _, lesion, cord = painted_scan(data_dir, shape=lobulated, seed=seed)
+        slices = np.flatnonzero(lesion.any(axis=(1, 2)))  # unf01 T2w: 1 mm slices
+        assert lesion.any() and not (lesion & ~cord).any()
+        assert slices.max() - slices.min() + 1 <= 14 + 2 and ndimage.label(lesion)[1] <= 3  # 2-3 lobes
 
 
 # --- post-processing ------------------------------------------------------------------------------

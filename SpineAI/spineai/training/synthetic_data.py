@@ -29,6 +29,11 @@ from .synthetic_tumors import synthesise_tumors
 
 TEST_SEED = 5_000_003  # the synthetic test set's own seed, apart from any training seed
 
+# Oedema fading into the cord (soft edges), haemorrhagic cores, swollen cords: what SCI lesions look like.
+SCI_LIKE = {"softness": (0.05, 0.6), "swelling_probability": 0.3}
+TRAINING_LESIONS = LesionShape(contrast=(0.35, 1.0), length_mm=(4.0, 60.0), **SCI_LIKE)
+TEST_LESIONS = LesionShape(family="lobulated", length_mm=(10.0, 60.0), **SCI_LIKE)
+
 
 @dataclass(frozen=True)
 class SyntheticTask:
@@ -47,10 +52,11 @@ class SyntheticTask:
 
 SYNTHETIC_TASKS = {
     # Training lesions are at least moderately bright: fainter ones taught the network to call the
-    # grey matter (bright on T2*) a lesion. The test set keeps the full range, so faint lesions count.
+    # grey matter (bright on T2*) a lesion. The test set keeps the full range, so faint lesions count,
+    # and is of another family of shapes (lobulated clusters, not single ellipsoids), 10-60 mm long.
     "lesion": SyntheticTask(
-        paint=partial(synthesise_lesions, shape=LesionShape(contrast=(0.35, 1.0))),
-        test_paint=synthesise_lesions,
+        paint=partial(synthesise_lesions, shape=TRAINING_LESIONS),
+        test_paint=partial(synthesise_lesions, shape=TEST_LESIONS),
         target_of=lambda labels: labels >= 2,
         cord_of=lambda labels: labels >= 1,
     ),

@@ -3,7 +3,8 @@
 SpineAI's shared data hold real cord masks but no spinal cord injury lesion labels. A lesion is
 painted into a real scan instead: an elongated, irregular region inside the cord that follows the
 cord's course slice by slice, brighter than the cord on T2 (oedema/contusion), with a soft
-partial-volume edge and sometimes a dark core (haemorrhage). Its label is the region where the
+partial-volume edge or an oedema that fades into the cord, sometimes a dark core (haemorrhage), and
+sometimes a swollen cord that pushes into the CSF around it. Its label is the region where the
 lesion weight is >= 0.5 inside the cord. Everything is in millimetres on canonical arrays
 a[z, y, x] (``spineai.orientation``), so one lesion looks the same on a 0.5 mm axial stack and a
 1 mm sagittal volume, and intensities are relative to the scan's own cord and CSF, so the raw
@@ -30,6 +31,10 @@ class LesionShape:
     contrast: tuple[float, float] = (0.25, 1.0)  # lesion = cord + c * (CSF - cord)
     haemorrhage_probability: float = 0.25
     irregularity: float = 0.3  # relative amplitude of the smooth noise that roughens the outline
+    softness: tuple[float, float] = (0.05, 0.25)  # edge width relative to size; 0.6: an oedema fading out
+    swelling_probability: float = 0.0  # share of lesions that swell the cord
+    swelling_mm: tuple[float, float] = (0.5, 2.0)  # how far the swollen cord reaches into the CSF at the epicentre
+    family: str = "ellipsoid"  # or "lobulated": 2-3 overlapping ellipsoids along the cord (the test set's family)
 
 
 def synthesise_lesions(
@@ -55,11 +60,14 @@ def synthesise_lesions(
     for _ in range(count):
         blob = _lesion_blob(cord, spacing, slices, rng, shape)
         box = blob.box
-        weight = blob.inside() * cord[box]
+        host = cord[box]
+        if shape.swelling_probability and rng.random() < shape.swelling_probability:
+            host = _swell(image, cord, box, blob, spacing, rng.uniform(*shape.swelling_mm), cord_level)
+        weight = blob.inside() * host
         contrast = rng.uniform(*shape.contrast)
         shift = weight * contrast * (csf_level - cord_level)
         if rng.random() < shape.haemorrhage_probability:
-            core = blob.inside(rng.uniform(0.3, 0.6)) * cord[box]  # the inner part: a dark haemorrhage
+            core = blob.inside(rng.uniform(0.3, 0.6)) * host  # the inner part: a dark haemorrhage
             shift -= core * (contrast * (csf_level - cord_level) + rng.uniform(0.3, 0.6) * cord_level)
         image[box] += shift
         lesion[box] |= (weight >= 0.5).astype(np.uint8)
@@ -75,13 +83,50 @@ def _reference_intensities(image: np.ndarray, cord: np.ndarray) -> tuple[float, 
     return cord_level, max(csf_level, 1.6 * cord_level)
 
 
+def _swell(image, cord, box, blob: Blob, spacing, reach_mm: float, cord_level: float) -> np.ndarray:
+    """Swell the cord on the lesion's slices: the CSF within ``reach_mm`` of the cord (most at the
+    epicentre, tapering with the lesion) becomes cord-like tissue. Returns the swollen cord on ``box``."""
+    _, py, px = spacing
+    region = cord[box]
+    profile = blob.inside().max(axis=(1, 2))  # 0..1 along the cord: the lesion's extent
+    outside = np.full(region.shape, np.inf)  # a slice without cord does not swell
+    for i in np.flatnonzero(region.any(axis=(1, 2))):
+        outside[i] = ndimage.distance_transform_edt(~region[i], sampling=(py, px))
+    ring = ~region & (outside <= reach_mm * profile[:, None, None])
+    image[box][ring] = cord_level
+    return region | ring
+
+
 def _lesion_blob(cord, spacing, slices, rng, shape: LesionShape) -> Blob:
-    """A lesion-sized ellipsoid around a random cord position, off-centre within the cord."""
+    """A lesion-sized ellipsoid (or a lobulated cluster of them) around a random cord position,
+    off-centre within the cord."""
     length = float(np.exp(rng.uniform(*np.log(shape.length_mm))))
     radii = rng.uniform(*shape.radius_mm, size=2)  # (ry, rx) mm
     z0 = int(rng.choice(slices))
+    if shape.family == "lobulated":
+        return _lobulated(cord, spacing, z0, length, radii, rng, shape)
     offset = rng.normal(0, 0.25, size=2) * radii  # off-centre within the cord (e.g. dorsal horns)
-    return ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.25))
+    return ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, shape.softness)
+
+
+def _lobulated(cord, spacing, z0: int, length: float, radii, rng, shape: LesionShape) -> Blob:
+    """2-3 overlapping ellipsoids of different sizes and offsets spread along ``length``: one outline
+    (their union), one softness."""
+    softness = rng.uniform(*shape.softness)
+    parts = []
+    for _ in range(int(rng.integers(2, 4))):
+        centre = z0 + int(round(rng.uniform(-0.3, 0.3) * length / spacing[0]))
+        centre = int(np.clip(centre, 0, cord.shape[0] - 1))
+        size = radii * rng.uniform(0.6, 1.0, size=2)
+        offset = rng.normal(0, 0.3, size=2) * size
+        extent, edge = length * rng.uniform(0.4, 0.7), (softness, softness)
+        parts.append(ellipsoid_along_cord(cord, spacing, centre, extent, size, offset, rng, shape.irregularity, edge))
+    first, last = min(p.box[0].start for p in parts), max(p.box[0].stop for p in parts)
+    distance = np.full((last - first, *cord.shape[1:]), np.inf, np.float32)
+    for part in parts:
+        rows = slice(part.box[0].start - first, part.box[0].stop - first)
+        distance[rows] = np.minimum(distance[rows], part.distance)
+    return Blob(distance, softness, (slice(first, last), slice(None), slice(None)))
 
 
 @dataclass(frozen=True)
