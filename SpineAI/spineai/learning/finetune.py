@@ -41,6 +41,7 @@ REFRESH_STEPS = 100  # painted rehearsal targets are re-drawn this often
 MIXING_STEP = 0.05
 KEPT_GAIN = 0.85
 MIN_GAIN = 0.01
+MIXING_EVALUATIONS = 6  # at most: the full fine-tune, then a bisection over the 19 shares between
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def finetune(
     from ..tasks import get_task
     from ..training.weights import load_model
 
+    called = time.perf_counter()
     info = get_task(task)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -109,8 +111,14 @@ def finetune(
     model = load_model(parent).train()
     batches = _plane_batches if parent.out_channels > 1 else _slice_batches
     feed = batches(info, parent, site, train_cases, held_back, seed, recipe)
-    before = feed.score(model)
-    budget = Budget(minutes * 60, max_steps)
+    scored = time.perf_counter()
+    before = {"site": feed.site(model)}
+    site_seconds = time.perf_counter() - scored
+    before["rehearsal_median_dice"] = feed.kept(model)
+    # The budget is the whole fine-tune's: what came before, and what comes after training (the
+    # mixing's evaluations of the site cases and the scores after, timed on the scores before).
+    after_training = (MIXING_EVALUATIONS + 1) * site_seconds + (time.perf_counter() - scored)
+    budget = Budget(max(minutes * 60 - (time.perf_counter() - called) - after_training, 1.0), max_steps)
     start_weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
     fitted = fit(model, feed, budget, recipe, torch_device, progress, should_cancel, seed)
     fitted["mixing"] = mix_with_start(model.eval(), start_weights, feed.site, before["site"], should_cancel)
@@ -203,30 +211,38 @@ def fit(
 
 def mix_with_start(model, start_weights: dict, site_scores, before: list[dict], should_cancel=None) -> dict:
     """Set ``model`` to (1 - w) x starting + w x fine-tuned weights, w the smallest share (steps of
-    ``MIXING_STEP``) whose site Dice keeps ``KEPT_GAIN`` of the full fine-tune's gain; w = 0 when the
-    fine-tune gained less than ``MIN_GAIN``. Returns the share and the site Dice at each share tried."""
+    ``MIXING_STEP``) whose site Dice keeps ``KEPT_GAIN`` of the full fine-tune's gain, found by
+    bisection (the Dice grows with the share; where it does not, a share that keeps the gain is
+    still chosen); w = 0 when the fine-tune gained less than ``MIN_GAIN``. Returns the share and
+    the site Dice at each share tried."""
     import torch
 
     tuned = {key: value.detach().clone() for key, value in model.state_dict().items()}
 
-    def site_dice_at(share: float) -> float:
-        if should_cancel and should_cancel():
-            raise Cancelled()
+    def mix(share: float) -> None:
         model.load_state_dict(
             {k: torch.lerp(start_weights[k], v, share) if v.is_floating_point() else v for k, v in tuned.items()}
         )
-        return _mean_dice(site_scores(model))
 
-    tried = {0.0: _mean_dice(before), 1.0: site_dice_at(1.0)}
-    gain = tried[1.0] - tried[0.0]
-    share = 0.0 if gain < MIN_GAIN else 1.0
-    for step in range(1, round(1 / MIXING_STEP)) if gain >= MIN_GAIN else ():
-        candidate = round(step * MIXING_STEP, 4)
-        tried[candidate] = site_dice_at(candidate)
-        if tried[candidate] >= tried[0.0] + KEPT_GAIN * gain:
-            share = candidate
-            break
-    site_dice_at(share)
+    def site_dice_at(share: float) -> float:
+        if should_cancel and should_cancel():
+            raise Cancelled()
+        mix(share)
+        tried[share] = _mean_dice(site_scores(model))
+        return tried[share]
+
+    tried = {0.0: _mean_dice(before)}
+    gain = site_dice_at(1.0) - tried[0.0]
+    shares = round(1 / MIXING_STEP)
+    low, high = (shares, shares) if gain < MIN_GAIN else (0, shares)  # share low misses, share high keeps
+    while high - low > 1:
+        middle = (low + high) // 2
+        if site_dice_at(middle * MIXING_STEP) >= tried[0.0] + KEPT_GAIN * gain:
+            high = middle
+        else:
+            low = middle
+    share = 0.0 if gain < MIN_GAIN else round(high * MIXING_STEP, 4)
+    mix(share)
     return {
         "share_of_fine_tuned_weights": share,
         "site_dice_by_share": {f"{k:.2f}": round(v, 4) for k, v in sorted(tried.items())},
