@@ -13,6 +13,7 @@ Lesion task only: the real MS axial T2 (``unlabelled/t2_ms_axial``, lesions visi
 segmented and what was found is recorded, with a picture in docs/images/.
 
 Usage: python benchmarks/synthetic_accuracy.py --task lesion|tumor [--data DIR] [--copies 3]
+       [--model DIR --results FILE]   (a candidate model folder of the task's network, not the shipped one)
 Writes benchmarks/results/<task>_accuracy.json and prints Markdown tables.
 """
 
@@ -35,7 +36,7 @@ from spineai.metrics import annotated_range, dice, iou, lesion_detection, precis
 from spineai.models.registry import model_for_task
 from spineai.orientation import canonical_array, spacing_zyx, to_canonical
 from spineai.pipeline import segment
-from spineai.tasks import TASKS
+from spineai.tasks import TASKS, TaskInputs
 from spineai.training.cases import BUILTIN_MANIFESTS, read_manifest
 from spineai.training.synthetic_data import SYNTHETIC_TASKS, TEST_SEED, synthetic_test_scans
 
@@ -43,8 +44,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PICTURE = Path(__file__).resolve().parent.parent / "docs" / "images" / "lesion_ms_axial.png"
 
 
-def evaluate(scan, copy: int, task: str) -> dict:
-    labels = canonical_array(to_canonical(segment(scan.image, task, device="cpu").mask))
+def evaluate(scan, copy: int, task: str, model_dir: Path | None = None) -> dict:
+    result = segment(scan.image, task, device="cpu", inputs=TaskInputs(model_dir=model_dir))
+    labels = canonical_array(to_canonical(result.mask))
     prediction, truth = TASKS[task].segment_mask(labels, 2), scan.target > 0
     cord = labels > 0 if task == "lesion" else TASKS[task].segment_mask(labels, 1)  # a lesion is cord too
     voxel_mm3 = math.prod(spacing_zyx(scan.image))
@@ -106,14 +108,15 @@ def _median(rows, key):
     return round(statistics.median(values), 4) if values else float("nan")
 
 
-def real_ms_scan(data: Path) -> dict:
+def real_ms_scan(data: Path, model_dir: Path | None = None) -> dict:
     """Segment the real MS axial T2 and record what the lesion task finds there (no truth exists)."""
     path = data / "unlabelled" / "t2_ms_axial.nii.gz"
     image = read_image(path)
-    result = segment(image, "lesion", device="cpu")
+    result = segment(image, "lesion", device="cpu", inputs=TaskInputs(model_dir=model_dir))
     rows, flags = lesion_table(result.mask)
-    write_picture(image, result.mask, PICTURE)
-    return {"scan": "unlabelled/t2_ms_axial.nii.gz", "flags": flags, "rows": rows, "picture": str(PICTURE.name)}
+    picture = PICTURE if model_dir is None else PICTURE.with_name(f"{PICTURE.stem}_candidate.png")
+    write_picture(image, result.mask, picture)
+    return {"scan": "unlabelled/t2_ms_axial.nii.gz", "flags": flags, "rows": rows, "picture": picture.name}
 
 
 def write_picture(image: sitk.Image, labels: sitk.Image, path: Path) -> None:
@@ -151,14 +154,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPINEAI_DATA", "../shared/data")))
     parser.add_argument("--task", choices=("lesion", "tumor"), required=True)
     parser.add_argument("--copies", type=int, default=3, help="synthetic copies (seeds) of each held-out scan")
+    parser.add_argument("--model", type=Path, help="a model folder of the task's network (default: the shipped one)")
+    parser.add_argument("--results", type=Path, help="results file (default: results/<task>_accuracy.json)")
     args = parser.parse_args()
     val = [c for c in read_manifest(BUILTIN_MANIFESTS[args.task], args.data) if c.split == "val"]
     rows = [
-        evaluate(scan, copy, args.task)
+        evaluate(scan, copy, args.task, args.model)
         for copy in range(args.copies)
         for scan in synthetic_test_scans(val, SYNTHETIC_TASKS[args.task], seed=TEST_SEED + copy)
     ]
-    spec = model_for_task(args.task)
+    spec = model_for_task(args.task, args.model) if args.model else model_for_task(args.task)
     report = {
         "model": spec.name,
         "sha256": spec.sha256,
@@ -167,9 +172,10 @@ def main() -> None:
         "cases": rows,
     }
     if args.task == "lesion":
-        report["real_ms_axial"] = real_ms_scan(args.data)
+        report["real_ms_axial"] = real_ms_scan(args.data, args.model)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.task}_accuracy.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    results = args.results or RESULTS / f"{args.task}_accuracy.json"
+    results.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_table(list(report["summary"][0]), report["summary"])
     print()
     print_table(["scan", "copy", "painted", "dice", "lesion_f1", "true_volume_mm3", "predicted_volume_mm3"], rows)

@@ -1,9 +1,11 @@
 """The input's plane and contrast, checked against what the model was measured on.
 
-A model record may carry ``measured``: its cross-validated median Dice per acquisition plane and
-contrast (``models/<task>.json``, written from ``benchmarks/cord_crossval.py``). A scan whose plane
-and contrast measured below ``SUPPORTED_DICE`` is run anyway, but the sidecar, the CLI and the
-Slicer status line say the contrast is not supported. The plane is the axis the network slices
+A model record may carry ``measured``: its median Dice per acquisition plane and contrast
+(``models/<task>.json``; the cord's cross-validated, from ``benchmarks/cord_crossval.py``). A row
+may name its figure (``figure``: the lesion model's are on synthetic lesions) and the Dice it is
+held against (``supported_from``, default ``SUPPORTED_DICE``). A scan whose plane and contrast
+measured below that is run anyway, but the sidecar, the CLI and the Slicer status line say the
+contrast is not supported. The plane is the axis the network slices
 (``inference.slice_axis``); the contrast is read from the name a user or scanner gave the scan:
 a BIDS suffix (``sub-01_T1w``), a file name or a DICOM series description ("T1 TSE AX", "GRE ME").
 """
@@ -53,13 +55,18 @@ def check_input(spec: ModelSpec, plane: str, name: str) -> dict | None:
     found = {"plane": plane, "contrast": contrast or "unknown (not stated in the name)"}
     row = next((r for r in spec.measured if (r["plane"], r["contrast"]) == (plane, contrast)), None)
     if contrast is None or row is None:
-        good = [f"{r['plane']} {r['contrast']}" for r in spec.measured if r["median_dice"] >= SUPPORTED_DICE]
+        good = [f"{r['plane']} {r['contrast']}" for r in spec.measured if r["median_dice"] >= _bar(r)]
         measured = ", ".join(good)
         what = "contrast not known from its name" if contrast is None else f"{plane} {contrast} was not measured"
         return found | {"supported": None, "note": f"{what}; {spec.name} is measured on {measured}"}
     dice = row["median_dice"]
-    figure = f"cross-validated median Dice {dice:.2f} on {row['scans']} scan(s)"
-    if dice < SUPPORTED_DICE:
-        note = f"{plane} {contrast} is not supported by {spec.name}: {figure}, below {SUPPORTED_DICE:.2f}"
+    figure = f"{row.get('figure', 'cross-validated median Dice')} {dice:.2f} on {row['scans']} scan(s)"
+    if dice < _bar(row):
+        note = f"{plane} {contrast} is not supported by {spec.name}: {figure}, below {_bar(row):.2f}"
         return found | {"supported": False, "median_dice": dice, "note": note}
     return found | {"supported": True, "median_dice": dice, "note": f"{plane} {contrast}: {figure}"}
+
+
+def _bar(row: dict) -> float:
+    """The Dice a measured plane and contrast must reach to be called supported."""
+    return row.get("supported_from", SUPPORTED_DICE)

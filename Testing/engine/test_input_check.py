@@ -48,6 +48,18 @@ def test_a_contrast_measured_below_080_is_not_supported():
     assert check_input(model_for_task("tumor"), "axial", "sub-x_T1w") is None  # nothing measured, nothing claimed
 
 
+def test_a_row_may_name_its_figure_and_the_dice_it_is_held_against():
+    from dataclasses import replace
+
+    synthetic = {"figure": "median Dice on synthetic lesions", "supported_from": 0.6}
+    rows = ({"plane": "axial", "contrast": "T2w", "median_dice": 0.7, "scans": 3} | synthetic,)
+    spec = replace(model_for_task("lesion"), measured=rows)
+    check = check_input(spec, "axial", "sub-x_T2w")
+    assert check["supported"] is True and "median Dice on synthetic lesions 0.70 on 3 scan(s)" in check["note"]
+    spec = replace(spec, measured=(rows[0] | {"median_dice": 0.55},))
+    assert "below 0.60" in check_input(spec, "axial", "sub-x_T2w")["note"]
+
+
 def test_the_shipped_record_carries_its_cross_validated_figures():
     """The record's figures are the cross-validated medians of the recipe the shipped model was trained with."""
     spec = model_for_task("cord")
