@@ -81,3 +81,23 @@ def test_segment_says_when_the_input_contrast_is_not_supported(tmp_path, data_di
     assert sidecar["input_check"]["plane"] == "axial" and sidecar["input_check"]["contrast"] == "T1w"
     assert sidecar["input_check"]["supported"] is False
     assert err.count("\n") == 1 and "axial T1w is not supported" in err and str(scan) in err
+
+
+def test_the_lesion_record_carries_its_synthetic_figures_and_refuses_sagittal_support():
+    """The lesion model's figures are medians on synthetic lesions (benchmarks/synthetic_accuracy.py);
+    a sagittal T2w scan, where it measured 0.18, is called not supported in the sidecar."""
+    import statistics
+
+    spec = model_for_task("lesion")
+    results = json.loads((Path(__file__).parents[2] / "benchmarks/results/lesion_accuracy.json").read_text())
+    assert results["sha256"] == spec.sha256
+    painted: dict[str, list[float]] = {}
+    for row in results["cases"]:
+        if row["painted"] == "yes":
+            _, contrast, plane = row["group"].split("/")
+            painted.setdefault(f"{plane} {contrast}", []).append(row["dice"])
+    recorded = {f"{r['plane']} {r['contrast']}": r["median_dice"] for r in spec.measured}
+    assert recorded == {key: round(statistics.median(dice), 4) for key, dice in painted.items()}
+    check = check_input(spec, "sagittal", "sct-legacy/errsm_21/t2/t2.nii.gz")
+    assert check["supported"] is False and "synthetic lesions" in check["note"] and "below 0.60" in check["note"]
+    assert check_input(spec, "axial", "sub-unf01_T2w.nii.gz")["supported"] is True

@@ -337,17 +337,17 @@ def test_mixing_keeps_the_smallest_share_of_fine_tuned_weights_that_keeps_most_o
     network, start = _two_state_network()
     # Site Dice as a function of the share w of fine-tuned weights, read from the network itself.
     dice_of = {"linear": lambda w: 0.1 + 0.8 * w, "late": lambda w: 0.1 + 0.8 * max(0.0, w - 0.5) * 2}[curve]
-    scores = lambda model: [{"dice": dice_of(float(model.weight))}]  # noqa: E731
+    scores = lambda model: [{"dice": dice_of(model.weight.item())}]  # noqa: E731
     mixing = mix_with_start(network, start, scores, [{"dice": dice_of(0.0)}])
     share = mixing["share_of_fine_tuned_weights"]
     assert dice_of(share) >= 0.1 + KEPT_GAIN * 0.8 > dice_of(share - 0.05)
-    assert float(network.weight) == pytest.approx(share)  # the network is left at the chosen mix
+    assert network.weight.item() == pytest.approx(share)  # the network is left at the chosen mix
     assert mixing["site_dice_by_share"]["1.00"] == pytest.approx(0.9, abs=1e-4)
 
 
 def test_mixing_keeps_the_starting_weights_when_the_fine_tune_gained_nothing():
     network, start = _two_state_network()
-    scores = lambda model: [{"dice": 0.8 + (MIN_GAIN / 2) * float(model.weight)}]  # noqa: E731
+    scores = lambda model: [{"dice": 0.8 + (MIN_GAIN / 2) * model.weight.item()}]  # noqa: E731
     mixing = mix_with_start(network, start, scores, [{"dice": 0.8}])
-    assert mixing["share_of_fine_tuned_weights"] == 0.0 and float(network.weight) == 0.0
+    assert mixing["share_of_fine_tuned_weights"] == 0.0 and network.weight.item() == 0.0
     assert list(mixing["site_dice_by_share"]) == ["0.00", "1.00"]
