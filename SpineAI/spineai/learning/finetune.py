@@ -42,6 +42,7 @@ MIXING_STEP = 0.05
 KEPT_GAIN = 0.85
 MIN_GAIN = 0.01
 MIXING_EVALUATIONS = 6  # at most: the full fine-tune, then a bisection over the 19 shares between
+WRITING_SECONDS = 3.0  # the ONNX export and the model folder after it, and the CLI process's start
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,13 @@ def finetune(
     """Fine-tune ``task``'s model (the shipped one, or the one in the folder ``start``) on the site's
     cases of ``task`` for ``minutes`` (or ``max_steps``, whichever ends first); write the new model
     folder ``out_dir`` and return it."""
+    called = time.perf_counter()
     import torch
 
     from ..models.registry import MODELS_DIR, model_for_task
     from ..tasks import get_task
     from ..training.weights import load_model
 
-    called = time.perf_counter()
     info = get_task(task)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -117,7 +118,7 @@ def finetune(
     before["rehearsal_median_dice"] = feed.kept(model)
     # The budget is the whole fine-tune's: what came before, and what comes after training (the
     # mixing's evaluations of the site cases and the scores after, timed on the scores before).
-    after_training = (MIXING_EVALUATIONS + 1) * site_seconds + (time.perf_counter() - scored)
+    after_training = (MIXING_EVALUATIONS + 1) * site_seconds + (time.perf_counter() - scored) + WRITING_SECONDS
     budget = Budget(max(minutes * 60 - (time.perf_counter() - called) - after_training, 1.0), max_steps)
     start_weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
     fitted = fit(model, feed, budget, recipe, torch_device, progress, should_cancel, seed)
