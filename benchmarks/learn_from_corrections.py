@@ -76,6 +76,11 @@ def main() -> None:
     load = loader(args.data)
     situations = {"failing": ("1", failing_contrast), "good": ("3", already_good), "label style": ("3", label_style)}
     results = {"conditions": conditions(), "budget_minutes": args.minutes, "situations": {}}
+    if args.only and RESULTS.exists():  # one situation re-run: the others stay, each with its own conditions
+        kept = json.loads(RESULTS.read_text(encoding="utf-8"))
+        results["situations"] = {
+            name: {"conditions": kept["conditions"]} | situation for name, situation in kept["situations"].items()
+        }
     with tempfile.TemporaryDirectory() as work:
         for name, (fold, make) in situations.items():
             if args.only and name != args.only:
@@ -83,7 +88,10 @@ def main() -> None:
             start = args.runs / f"fold-{fold}"
             corrected, judged, trained_on, contrast = make(load)
             held_out = fold_scans(args.data, fold)
-            results["situations"][name] = {"start": f"fold-{fold} model ({model_for_task('cord', start).sha256[:12]})"}
+            results["situations"][name] = {
+                "conditions": results["conditions"],
+                "start": f"fold-{fold} model ({model_for_task('cord', start).sha256[:12]})",
+            }
             results["situations"][name] |= run_site(
                 Path(work) / name, start, corrected, judged, trained_on, contrast, args.minutes, load, held_out
             )
