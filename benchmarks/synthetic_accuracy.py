@@ -70,6 +70,7 @@ def evaluate(scan, copy: int, task: str, model_dir: Path | None = None) -> dict:
 # A plane and contrast below this median Dice is called not supported (``spineai.input_check``):
 # the target for both tasks, SCIseg's real-data lesion Dice being 0.61.
 SUPPORTED_FROM = 0.6
+TARGETS = {"lesion": "lesions", "tumor": "tumours"}
 
 
 def measured_rows(rows: list[dict], task: str) -> list[dict]:
@@ -79,7 +80,7 @@ def measured_rows(rows: list[dict], task: str) -> list[dict]:
         if row["painted"] == "yes":
             _, contrast, plane = row["group"].split("/")
             groups.setdefault((plane, contrast), []).append(row["dice"])
-    figure = f"median Dice on synthetic {task}s in held-out scans"
+    figure = f"median Dice on synthetic {TARGETS[task]} in held-out scans"
     return [
         {"plane": plane, "contrast": contrast, "median_dice": round(statistics.median(dice), 4), "scans": len(dice)}
         | {"figure": figure, "supported_from": SUPPORTED_FROM}
