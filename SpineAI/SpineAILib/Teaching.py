@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spineai.errors import Cancelled, InputError, SpineAIError
+from spineai.learning.card import rehearsal_line
 
 from . import LevelPoints, SegmentationNodes
 from .Dependencies import DependencyInstaller
@@ -238,9 +239,8 @@ def fineTuneSummary(folder, task: str) -> list[str]:
             f"With {len(cases)} case{plural} none is held back: the Dice is a fit check on the case{plural} trained "
             "on, not an accuracy (from three cases on, a fifth is held back to measure it)."
         )
-    rehearsal = (site["before"].get("rehearsal_median_dice"), site["after"].get("rehearsal_median_dice"))
-    if None not in rehearsal:
-        lines.append(f"What it knew: median Dice on the rehearsal set {rehearsal[0]:.3f} -> {rehearsal[1]:.3f}.")
+    if (line := rehearsal_line(site)) is not None:
+        lines.append(line)
     if "mixing" in site:  # records written before the mixing step have none
         share = site["mixing"]["share_of_fine_tuned_weights"]
         lines.append(

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from spineai.cli import EXIT_USER_ERROR, main
 from spineai.errors import Cancelled
+from spineai.learning.card import rehearsal_line
 from spineai.learning.finetune import KEPT_GAIN, MIN_GAIN, finetune, mix_with_start
 from spineai.learning.site import MANIFEST, read_site
 from spineai.sample import T2, T2_CORD_MANUAL
@@ -169,8 +170,13 @@ def test_finetune_writes_a_model_folder_with_its_record_and_card(site_model):
     assert block["steps"] > 0 and 0 <= block["before"]["site"][0]["dice"] <= 1
     assert len(block["before"]["site"]) == len(block["after"]["site"]) == 1
     assert 0.5 < block["before"]["rehearsal_median_dice"] <= 1 and 0 <= block["after"]["rehearsal_median_dice"] <= 1
+    for moment in ("before", "after"):  # each crop's Dice, the median of which is recorded beside them
+        by_crop = block[moment]["rehearsal_dice"]
+        assert len(by_crop) == 7 and "sct-testing T1w sagittal" in by_crop
+        assert block[moment]["rehearsal_median_dice"] == pytest.approx(np.median(list(by_crop.values())), abs=1e-4)
     card = (folder / "cord.md").read_text()
     assert record["name"] in card and block["cases"][0]["case_id"] in card and record["sha256"] in card
+    assert rehearsal_line(block) in card
 
 
 def test_segment_and_batch_use_the_site_model_only_when_chosen(site_model, tmp_path, capsys):
@@ -351,3 +357,20 @@ def test_mixing_keeps_the_starting_weights_when_the_fine_tune_gained_nothing():
     mixing = mix_with_start(network, start, scores, [{"dice": 0.8}])
     assert mixing["share_of_fine_tuned_weights"] == 0.0 and network.weight.item() == 0.0
     assert list(mixing["site_dice_by_share"]) == ["0.00", "1.00"]
+
+
+def test_the_rehearsal_line_names_the_crop_that_lost_most():
+    def site(before: dict, after: dict) -> dict:
+        return {
+            moment: {"rehearsal_median_dice": float(np.median(list(scores.values()))), "rehearsal_dice": scores}
+            for moment, scores in (("before", before), ("after", after))
+        }
+
+    crops = {"sct-testing T1w sagittal": 0.894, "9418 T2starw axial": 0.972, "errsm_11 T2w sagittal": 0.855}
+    moved = crops | {"sct-testing T1w sagittal": 0.871, "errsm_11 T2w sagittal": 0.860}
+    line = rehearsal_line(site(crops, moved))
+    assert line.startswith("What it knew: median Dice on the rehearsal set 0.894 -> 0.871")
+    assert line.endswith("the largest loss: sct-testing T1w sagittal 0.894 -> 0.871.")
+    assert rehearsal_line(site(crops, crops)).endswith("; no crop lost.")
+    painted = {moment: {"rehearsal_median_dice": None, "rehearsal_dice": None} for moment in ("before", "after")}
+    assert rehearsal_line(painted) is None

@@ -246,6 +246,7 @@ def test_a_background_fine_tune_writes_a_model_folder_that_the_selector_lists(te
     dice = block["after"]["site"][0]["dice"]
     assert any(line.startswith(f"{case['case_id']} (T2w): Dice ") and f"-> {dice:.3f}" in line for line in summary)
     assert any("With 1 case none is held back: the Dice is a fit check" in line for line in summary)
+    assert sum(line.startswith("What it knew: median Dice on the rehearsal set ") for line in summary) == 1
     share = block["mixing"]["share_of_fine_tuned_weights"]
     weights = "the model keeps the starting weights" if share == 0 else f"Weights: {share:.0%} fine-tuned"
     assert sum(weights in line for line in summary) == 1

@@ -204,9 +204,7 @@ def test_erasing_the_part_outside_the_cord_makes_it_intramedullary_and_a_rerun_k
     assert not isEditedSinceCreated(segmentation_node, scan)
 
     cord, tumor = segment_array(segmentation_node, CORD_ID, scan), segment_array(segmentation_node, TUMOR_ID, scan)
-    slicer.util.updateSegmentBinaryLabelmapFromArray(
-        (tumor & cord).astype(np.uint8), segmentation_node, TUMOR_ID, scan
-    )
+    slicer.util.updateSegmentBinaryLabelmapFromArray((tumor & cord).astype(np.uint8), segmentation_node, TUMOR_ID, scan)
     assert isEditedSinceCreated(segmentation_node, scan)
     assert np.array_equal(segment_array(segmentation_node, CORD_ID, scan), cord)  # the cord keeps the shared voxels
     assert logic.updateMeasurements(segmentation_node, scan, task="tumor") is table_node

@@ -31,7 +31,7 @@ def model_card(record: dict) -> str:
             for b, a in zip(site["before"]["site"], site["after"]["site"], strict=True)
         ),
         "",
-        _rehearsal_line(site),
+        rehearsal_line(site) or "Rehearsal: painted targets in the bundled crops (no fixed score).",
         "",
         _mixing_line(site),
         "",
@@ -47,11 +47,21 @@ def model_card(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _rehearsal_line(site: dict) -> str:
+def rehearsal_line(site: dict) -> str | None:
+    """What the fine-tune did to what the model knew: the rehearsal set's median Dice before and
+    after, and the crop (or phantom grade) that lost most. None when the rehearsal has no fixed score."""
     before, after = site["before"]["rehearsal_median_dice"], site["after"]["rehearsal_median_dice"]
     if before is None:
-        return "Rehearsal: painted targets in the bundled crops (no fixed score)."
-    return f"What it knew: median Dice on the rehearsal set {before:.3f} before, {after:.3f} after."
+        return None
+    line = f"What it knew: median Dice on the rehearsal set {before:.3f} -> {after:.3f}"
+    by_item = site["before"].get("rehearsal_dice"), site["after"].get("rehearsal_dice")
+    if None in by_item:  # records written before the per-crop figures
+        return line + "."
+    name = min(by_item[0], key=lambda item: by_item[1][item] - by_item[0][item])
+    change = by_item[1][name] - by_item[0][name]
+    if change >= 0:
+        return line + "; no crop lost."
+    return line + f"; the largest loss: {name} {by_item[0][name]:.3f} -> {by_item[1][name]:.3f}."
 
 
 def _mixing_line(site: dict) -> str:

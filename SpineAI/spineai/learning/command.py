@@ -79,6 +79,7 @@ def run_finetune(args) -> None:
     import json
 
     from ..cli import _progress_bar
+    from .card import rehearsal_line
     from .finetune import finetune
     from .site import new_model_folder
 
@@ -95,6 +96,8 @@ def run_finetune(args) -> None:
     for before, after in zip(site["before"]["site"], site["after"]["site"], strict=True):
         print(f"  {before['case_id']} ({before['contrast']}): Dice {before['dice']:.3f} -> {after['dice']:.3f}")
     print(f"  evaluated on {site['evaluated_on']}")
+    if (line := rehearsal_line(site)) is not None:
+        print(f"  {line[0].lower()}{line[1:]}")
     share = site["mixing"]["share_of_fine_tuned_weights"]
     print(
         f"  weights: {share:.0%} fine-tuned, {1 - share:.0%} the starting model's"

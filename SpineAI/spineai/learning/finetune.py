@@ -69,10 +69,19 @@ class Batches:
     sample: object  # (rng) -> (images, targets) tensors, site and rehearsal patches (``Recipe.site_share``)
     loss: object  # (logits, targets) -> tensor
     site: object  # (torch model) -> [per case dict with "dice"]: the held-back cases, or those trained on
-    kept: object  # (torch model) -> median Dice on the rehearsal set or held-out phantoms (None: no fixed set)
+    # (torch model) -> Dice per rehearsal crop or per grade of held-out phantoms (None: no fixed set)
+    kept: object
 
     def score(self, model) -> dict:
-        return {"site": self.site(model), "rehearsal_median_dice": self.kept(model)}
+        return {"site": self.site(model)} | rehearsal_scores(self.kept(model))
+
+
+def rehearsal_scores(by_item: dict | None) -> dict:
+    """The record's rehearsal figures: the median, and each crop's (or grade's) Dice, since a median
+    hides the one contrast a fine-tune may cost (a T1w site moves the T1w crop most)."""
+    if by_item is None:
+        return {"rehearsal_median_dice": None, "rehearsal_dice": None}
+    return {"rehearsal_median_dice": round(float(np.median(list(by_item.values()))), 4), "rehearsal_dice": by_item}
 
 
 def finetune(
@@ -115,7 +124,7 @@ def finetune(
     scored = time.perf_counter()
     before = {"site": feed.site(model)}
     site_seconds = time.perf_counter() - scored
-    before["rehearsal_median_dice"] = feed.kept(model)
+    before |= rehearsal_scores(feed.kept(model))
     # The budget is the whole fine-tune's: what came before, and what comes after training (the
     # mixing's evaluations of the site cases and the scores after, timed on the scores before).
     after_training = (MIXING_EVALUATIONS + 1) * site_seconds + (time.perf_counter() - scored) + WRITING_SECONDS
@@ -364,20 +373,21 @@ def _slice_case_score(model, spec, site: Path, correction: Correction, target_of
     }
 
 
-def _rehearsal_dice(model, spec, cases) -> float:
-    """Median cord Dice on the rehearsal crops: does the model still do what it did?"""
+def _rehearsal_dice(model, spec, cases) -> dict[str, float]:
+    """Cord Dice on each rehearsal crop: does the model still do what it did?"""
     from ..io import read_image
     from ..metrics import dice
     from ..orientation import canonical_array, to_canonical
     from ..postprocess import clean_cord_mask
 
     predictor = _predictor(model, spec)
-    scores = []
+    scores = {}
     for case in cases:
         probability = canonical_array(predictor.probability(to_canonical(read_image(case.image))))
         truth = canonical_array(to_canonical(read_image(case.mask))) > 0
-        scores.append(dice(clean_cord_mask(probability, spec.threshold) > 0, truth))
-    return round(float(np.median(scores)), 4)
+        found = clean_cord_mask(probability, spec.threshold) > 0
+        scores[f"{case.subject} {case.contrast} {case.plane}"] = round(dice(found, truth), 4)
+    return scores
 
 
 # --- plane networks (the dural sac) -----------------------------------------------------------
@@ -414,9 +424,9 @@ def _plane_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
     def site_scores(model) -> list[dict]:
         return [_plane_case_score(model, spec, site, c) for c in held_back or train_cases]
 
-    def kept(model) -> float:
+    def kept(model) -> dict[str, float]:
         phantom = evaluate_sac(model.eval(), per_grade=4)  # held-out phantoms: a seed training never uses
-        return round(float(np.median([g["median_sac_dice"] for g in phantom.values()])), 4)
+        return {f"phantom grade {grade}": round(g["median_sac_dice"], 4) for grade, g in phantom.items()}
 
     return Batches(sample, loss, site_scores, kept)
 
