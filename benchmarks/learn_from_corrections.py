@@ -178,6 +178,7 @@ def run_site(folder: Path, start: Path, corrected, judged, trained_on, contrast,
         "steps": record["steps"],
         "mixing": record["mixing"],
         "rehearsal_median_dice": [record["before"]["rehearsal_median_dice"], record["after"]["rehearsal_median_dice"]],
+        "rehearsal_dice": [record["before"].get("rehearsal_dice"), record["after"].get("rehearsal_dice")],
     }
 
 
