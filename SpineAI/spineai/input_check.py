@@ -5,7 +5,9 @@ A model record may carry ``measured``: its median Dice per acquisition plane and
 may name its figure (``figure``: the lesion model's are on synthetic lesions) and the Dice it is
 held against (``supported_from``, default ``SUPPORTED_DICE``). A scan whose plane and contrast
 measured below that is run anyway, but the sidecar, the CLI and the Slicer status line say the
-contrast is not supported. The plane is the axis the network slices
+contrast is not supported. A site model (``spineai finetune``) is held against the contrasts of the
+cases it was fine-tuned on: on another it is run, and said to be outside what it was taught.
+The plane is the axis the network slices
 (``inference.slice_axis``); the contrast is read from the name a user or scanner gave the scan:
 a BIDS suffix (``sub-01_T1w``), a file name or a DICOM series description ("T1 TSE AX", "GRE ME").
 """
@@ -47,12 +49,15 @@ def check_input(spec: ModelSpec, plane: str, name: str) -> dict | None:
     """{'plane', 'contrast', 'supported', 'note'} for a model that carries measured figures, else None.
 
     ``supported`` is True where the plane and contrast measured at least ``SUPPORTED_DICE``, False
-    where below it, None where the contrast is not known from the name or was never measured.
+    where below it, None where the contrast is not known from the name or was never measured. A
+    site model is held against the contrasts it was fine-tuned on instead (``taught``).
     """
-    if not spec.measured:
-        return None
     contrast = contrast_from_name(name)
     found = {"plane": plane, "contrast": contrast or "unknown (not stated in the name)"}
+    if spec.taught:
+        return _site_check(spec, found, contrast)
+    if not spec.measured:
+        return None
     row = next((r for r in spec.measured if (r["plane"], r["contrast"]) == (plane, contrast)), None)
     if contrast is None or row is None:
         good = [f"{r['plane']} {r['contrast']}" for r in spec.measured if r["median_dice"] >= _bar(r)]
@@ -65,6 +70,21 @@ def check_input(spec: ModelSpec, plane: str, name: str) -> dict | None:
         note = f"{plane} {contrast} is not supported by {spec.name}: {figure}, below {_bar(row):.2f}"
         return found | {"supported": False, "median_dice": dice, "note": note}
     return found | {"supported": True, "median_dice": dice, "note": f"{plane} {contrast}: {figure}"}
+
+
+def _site_check(spec: ModelSpec, found: dict, contrast: str | None) -> dict | None:
+    """A site model against the contrasts it was fine-tuned on: on another one it may have lost
+    what its starting model knew (the mixing bounds that loss, it does not remove it:
+    docs/learning.md), so ``taught`` False is said like an unsupported contrast."""
+    taught = [c for c in spec.taught if c != "unknown"]
+    if not taught:  # no case named its contrast: nothing to hold the input against
+        return None
+    cases = f"{spec.name} was fine-tuned on this site's {', '.join(taught)} cases"
+    if contrast in taught:
+        return found | {"supported": None, "taught": True, "note": cases}
+    what = contrast or "a scan whose name states no contrast"
+    note = f"{cases} only; on {what} it may have lost some of what its starting model knew (compare the shipped model)"
+    return found | {"supported": None, "taught": False, "note": note}
 
 
 def _bar(row: dict) -> float:

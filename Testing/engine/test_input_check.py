@@ -60,6 +60,26 @@ def test_a_row_may_name_its_figure_and_the_dice_it_is_held_against():
     assert "below 0.60" in check_input(spec, "axial", "sub-x_T2w")["note"]
 
 
+def test_a_site_model_is_held_against_the_contrasts_it_was_fine_tuned_on(capsys):
+    """A site model taught on T1w cases: a T1w scan is within what it was taught; a T2*w scan, or
+    one whose name states no contrast, is outside it, and the task warns as for an unsupported one."""
+    from dataclasses import replace
+
+    from spineai.tasks import get_task
+
+    site = replace(model_for_task("cord"), name="cord-site-2026-12-08", taught=("T1w",))
+    inside = check_input(site, "axial", "sub-x_T1w.nii.gz")
+    assert inside["taught"] is True and inside["note"] == "cord-site-2026-12-08 was fine-tuned on this site's T1w cases"
+    for name, what in (("sub-x_T2star.nii.gz", "on T2starw"), ("scan_0042.nii.gz", "whose name states no contrast")):
+        outside = check_input(site, "axial", name)
+        assert outside["taught"] is False and outside["supported"] is None
+        assert what in outside["note"] and "may have lost some of what its starting model knew" in outside["note"]
+        warning = get_task("cord").warning(name, {"input_check": outside})
+        assert warning == f"{name}: {outside['note']}"
+    assert get_task("cord").warning("sub-x_T1w.nii.gz", {"input_check": inside}) is None
+    assert check_input(replace(site, taught=("unknown",)), "axial", "sub-x_T2w") is None  # no case named its contrast
+
+
 def test_the_shipped_record_carries_its_cross_validated_figures():
     """The record's figures are the cross-validated medians of the recipe the shipped model was trained with."""
     spec = model_for_task("cord")

@@ -186,6 +186,14 @@ def test_segment_and_batch_use_the_site_model_only_when_chosen(site_model, tmp_p
     sidecar = json.loads((tmp_path / "site" / "t2_cord_seg.json").read_text())
     assert (sidecar["model"], sidecar["model_sha256"]) == (record["name"], record["sha256"])
     assert sidecar["model_folder"] == str(folder.resolve())
+    # Taught on the sample's T2w: a T2w scan is within what it was fine-tuned on.
+    assert sidecar["input_check"] | {"note": ""} == {
+        "plane": "sagittal",
+        "contrast": "T2w",
+        "supported": None,
+        "taught": True,
+        "note": "",
+    }
     assert main(["segment", str(T2), "--out", str(tmp_path / "shipped"), "--device", "cpu"]) == 0
     assert json.loads((tmp_path / "shipped" / "t2_cord_seg.json").read_text())["model"] == "spineai-cord-unet2d"
     # A batch made with the shipped model is redone with the site model, then skipped when run again.

@@ -24,7 +24,7 @@ from SpineAILib.EngineProcess import EngineProcess
 from SpineAILib.LevelPoints import LEVELS_REFERENCE, levelPointsFromMarkups
 from SpineAILib.PanelActions import runGuarded
 from SpineAILib.SceneTransaction import nodeIDs
-from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE
+from SpineAILib.SegmentationNodes import SIDECAR_ATTRIBUTE, TASK_ATTRIBUTE, contrastNote
 from SpineAILib.VolumeConversion import volumeToImage
 from test_module_background import alive, wait_until
 
@@ -271,6 +271,9 @@ def test_the_site_model_is_used_only_when_chosen_and_named_in_the_result(teach):
     assert (sidecar["model"], sidecar["model_sha256"]) == (record["name"], record["sha256"])
     assert sidecar["model_folder"] == str(folder.resolve())
     assert segmentation_node.GetAttribute(TASK_ATTRIBUTE) == "cord"
+    # The status line says what the site model was fine-tuned on (the volume is of that contrast).
+    (case,) = record["site"]["cases"]
+    assert contrastNote(segmentation_node) == f"{record['name']} was fine-tuned on this site's {case['contrast']} cases"
 
     Teaching.chooseModel(parameters, "cord", None)  # "Use shipped model"
     assert Teaching.chosenModel(parameters, "cord") is None

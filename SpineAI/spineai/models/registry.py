@@ -92,6 +92,9 @@ class ModelSpec:
     # Cross-validated median Dice per plane and contrast ({plane, contrast, median_dice, scans}):
     # what ``input_check`` holds an input against. Empty for a model nobody measured (a site's).
     measured: tuple[dict, ...] = ()
+    # A site model: the contrasts of the corrected cases it was fine-tuned on (its record's ``site``
+    # block), which ``input_check`` holds an input against; () for a shipped model.
+    taught: tuple[str, ...] = ()
     folder: Path = field(default=MODELS_DIR, compare=False)
 
     @property
@@ -194,6 +197,7 @@ class ModelSpec:
             engine_version=record.get("engine_version", ""),
             onnx=OnnxGraph.from_record(record["onnx"]) if "onnx" in record else None,
             measured=tuple(record.get("measured", ())),
+            taught=tuple(sorted({case["contrast"] for case in record.get("site", {}).get("cases", ())})),
             folder=Path(path).resolve().parent,
         )
 

@@ -137,8 +137,10 @@ class Task:
         return bool(self.segment_mask(labels, 1).any())
 
     def warning(self, image, sidecar: dict) -> str | None:
-        """One line for the user when the result is empty or the input's contrast is not supported."""
-        unsupported = (sidecar.get("input_check") or {}).get("supported") is False
+        """One line for the user when the result is empty, or the input's contrast is not supported
+        (or not one a site model was fine-tuned on)."""
+        check = sidecar.get("input_check") or {}
+        unsupported = check.get("supported") is False or check.get("taught") is False
         contrast = f"; {sidecar['input_check']['note']}" if unsupported else ""
         if sidecar.get("cord_found") is False:
             return f"{image}: no spinal cord found; the mask is empty and the table has no rows{contrast}"
