@@ -130,13 +130,13 @@ def _median(rows, key):
     return round(statistics.median(values), 4) if values else float("nan")
 
 
-def real_ms_scan(data: Path, model_dir: Path | None = None) -> dict:
-    """Segment the real MS axial T2 and record what the lesion task finds there (no truth exists)."""
+def real_ms_scan(data: Path, model_dir: Path | None = None, picture: Path = PICTURE) -> dict:
+    """Segment the real MS axial T2 and record what the lesion task finds there (no truth exists);
+    its picture goes to ``picture`` (the docs' for the shipped model)."""
     path = data / "unlabelled" / "t2_ms_axial.nii.gz"
     image = read_image(path)
     result = segment(image, "lesion", device="cpu", inputs=TaskInputs(model_dir=model_dir))
     rows, flags = lesion_table(result.mask)
-    picture = PICTURE if model_dir is None else PICTURE.with_name(f"{PICTURE.stem}_candidate.png")
     write_picture(image, result.mask, picture)
     return {"scan": "unlabelled/t2_ms_axial.nii.gz", "flags": flags, "rows": rows, "picture": picture.name}
 
@@ -194,10 +194,11 @@ def main() -> None:
         "summary": summary(rows),
         "cases": rows,
     }
-    if args.task == "lesion":
-        report["real_ms_axial"] = real_ms_scan(args.data, args.model)
-    RESULTS.mkdir(exist_ok=True)
     results = args.results or RESULTS / f"{args.task}_accuracy.json"
+    if args.task == "lesion":  # a candidate model's picture lies beside its results, not in the docs
+        picture = PICTURE if args.model is None else results.with_suffix(".png")
+        report["real_ms_axial"] = real_ms_scan(args.data, args.model, picture)
+    results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(report, indent=2, default=str) + "\n")
     if args.record:
         write_record(args.task, rows)
