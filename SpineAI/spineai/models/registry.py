@@ -116,7 +116,7 @@ class ModelSpec:
 
     def untrained(self) -> ModelSpec:
         """The settings alone, for a new training run: no weights, no ONNX graph, no engine version."""
-        return replace(self, sha256="", onnx=None, engine_version="", measured=())
+        return replace(self, sha256="", onnx=None, engine_version="", measured=(), taught=())
 
     def trained(self, sha256: str, onnx: OnnxGraph | None, engine_version: str, folder: Path) -> ModelSpec:
         """The record of freshly written weights (and their ONNX export) in ``folder``: new weights
@@ -197,7 +197,7 @@ class ModelSpec:
             engine_version=record.get("engine_version", ""),
             onnx=OnnxGraph.from_record(record["onnx"]) if "onnx" in record else None,
             measured=tuple(record.get("measured", ())),
-            taught=tuple(sorted({case["contrast"] for case in record.get("site", {}).get("cases", ())})),
+            taught=tuple(sorted({case.get("contrast", "unknown") for case in record.get("site", {}).get("cases", ())})),
             folder=Path(path).resolve().parent,
         )
 
