@@ -1,5 +1,6 @@
 """Two experiments on how a one-case site's weight mix is chosen (``learning.finetune.mix_with_start``);
-neither is the product's rule. The figures are in docs/learning.md.
+the second became the product's rule for a site of one or two cases. The figures are in
+docs/learning.md.
 
 * ``crops``: after a full fine-tune (no mixing), Dice at several shares of fine-tuned weights on the
   judged scan, on every scan of the start model's fold and on each bundled rehearsal crop: can the
@@ -87,7 +88,11 @@ def fine_tune_unmixed(work: Path, image, mask, contrast: str, start: Path, steps
     site = work / "site"
     add_case(site, image, sitk.Cast(mask > 0, sitk.sitkUInt8), "cord", "mixing experiment", contrast=contrast)
     unmixed = {"share_of_fine_tuned_weights": 1.0, "site_dice_by_share": {}, "rule": "none (experiment)"}
-    with mock.patch.object(ft, "mix_with_start", lambda *args, **kwargs: unmixed):
+    # As run before the product held back slices itself: the experiment does its own holding back.
+    with (
+        mock.patch.object(ft, "mix_with_start", lambda *args, **kwargs: unmixed),
+        mock.patch.object(ft, "held_out_tops", lambda *args: {}),
+    ):
         ft.finetune("cord", site, work / "tuned", minutes=60, device="cpu", start=start, max_steps=steps)
     return model_for_task("cord", work / "tuned")
 

@@ -233,8 +233,15 @@ def fineTuneSummary(folder, task: str) -> list[str]:
         lines.append(f"{before['case_id']} ({before['contrast']}): Dice {before['dice']:.3f} -> {after['dice']:.3f}")
     lines.append(f"Evaluated on {site['evaluated_on']}.")
     cases = site["cases"]
-    if not any(case["use"] == "held back" for case in cases):
-        plural = "s" if len(cases) != 1 else ""
+    plural = "s" if len(cases) != 1 else ""
+    heldOut = site.get("held_out") or ("cases" if any(case["use"] == "held back" for case in cases) else "none")
+    if heldOut == "slices":
+        lines.append(
+            f"With {len(cases)} case{plural}, the top fifth of each case's slices was held back from training: "
+            "the Dice there is on slices the fine-tune did not see, next to ones it did (an optimistic figure), "
+            "and it chose the mix of weights."
+        )
+    elif heldOut == "none":
         lines.append(
             f"With {len(cases)} case{plural} none is held back: the Dice is a fit check on the case{plural} trained "
             "on, not an accuracy (from three cases on, a fifth is held back to measure it)."

@@ -16,8 +16,10 @@ import SimpleITK as sitk
 from spineai.cli import EXIT_USER_ERROR, main
 from spineai.errors import Cancelled
 from spineai.learning.card import rehearsal_line
-from spineai.learning.finetune import KEPT_GAIN, MIN_GAIN, finetune, mix_with_start
+from spineai.learning.finetune import KEPT_GAIN, MIN_GAIN, finetune, held_out_start, mix_with_start
 from spineai.learning.site import MANIFEST, read_site
+from spineai.metrics import dice
+from spineai.orientation import canonical_array, to_canonical
 from spineai.sample import T2, T2_CORD_MANUAL
 
 SECONDS = 0.2  # minutes of the short fine-tunes here: 12 s
@@ -228,6 +230,43 @@ def test_a_tampered_or_foreign_model_folder_is_refused(site_model, tmp_path, cap
     assert not (tmp_path / "o").exists()
 
 
+def canonical_mask(path) -> np.ndarray:
+    return canonical_array(to_canonical(sitk.ReadImage(str(path)))) > 0
+
+
+def test_one_case_is_measured_on_the_top_fifth_of_its_slices_held_back_from_training(tmp_path, capsys):
+    """With one case the figures (and the mix chosen on them) are on its top fifth, which training
+    did not see: the starting model's Dice there, as ``spineai segment`` finds it, not the whole scan's."""
+    site, out = tmp_path / "site", tmp_path / "model"
+    assert main(["corrections", "add", str(T2), str(T2_CORD_MANUAL), "--task", "cord", "--site", str(site)]) == 0
+    assert main(["finetune", "--task", "cord", "--site", str(site), "--out", str(out), "--minutes", str(SECONDS)]) == 0
+    block = json.loads((out / "cord.json").read_text())["site"]
+    assert block["held_out"] == "slices" and block["evaluated_on"].startswith("the top fifth of each case's slices")
+    assert [c["use"] for c in block["cases"]] == ["trained on, top fifth of slices held back"]
+    assert "the top fifth of each case's slices" in capsys.readouterr().out
+    assert main(["segment", str(T2), "--out", str(tmp_path / "seg"), "--device", "cpu"]) == 0
+    found, truth = canonical_mask(tmp_path / "seg" / "t2_cord_seg.nii.gz"), canonical_mask(T2_CORD_MANUAL)
+    top = held_out_start(truth)
+    assert top == truth.shape[0] - round(truth.shape[0] / 5)
+    held_dice = dice(found[top:], truth[top:])
+    assert abs(dice(found, truth) - held_dice) > 0.01  # the two places differ, so the figure says which it is on
+    assert block["before"]["site"][0]["dice"] == pytest.approx(held_dice, abs=0.005)
+
+
+def test_a_case_is_split_only_where_both_parts_hold_its_target():
+    cord = np.zeros((20, 8, 8), bool)
+    cord[:, 3:5, 3:5] = True  # through every slice: the top four are held back
+    assert held_out_start(cord) == 16
+    low = np.zeros_like(cord)
+    low[2:10, 3:5, 3:5] = True  # a lesion below the cut: nothing of it would be measured
+    assert held_out_start(low) is None
+    high = np.zeros_like(cord)
+    high[17:, 3:5, 3:5] = True  # a lesion wholly above it: nothing of it would be trained on
+    assert held_out_start(high) is None
+    assert held_out_start(np.ones((2, 4, 4), bool)) is None  # too few slices to hold one back
+    assert held_out_start(np.zeros_like(cord)) is None
+
+
 def test_a_cancelled_or_refused_finetune_leaves_no_model_folder(site_model, tmp_path):
     site, folder = site_model
     calls = []
@@ -314,6 +353,8 @@ def test_the_lesion_and_sac_networks_fine_tune_on_their_own_label_maps(tmp_path,
         )
         record = json.loads((out / f"{task}.json").read_text())
         assert record["task"] == task and record["site"]["steps"] > 0 and record["site"]["after"]["site"]
+        # The painted lesion lies below the top fifth, the sac is scored on level planes: nothing held back.
+        assert record["site"]["held_out"] == "none" and "fit check" in record["site"]["evaluated_on"]
     sac = json.loads((tmp_path / "stenosis_model" / "stenosis.json").read_text())["site"]
     assert sac["before"]["site"][0]["dice"] > 0.5  # the shipped sac network's own labels: it agrees with itself
     assert (

@@ -227,7 +227,7 @@ def teach(fine_tuned):
     return fine_tuned
 
 
-def test_a_background_fine_tune_writes_a_model_folder_that_the_selector_lists(teach):
+def test_a_background_fine_tune_writes_a_model_folder_that_the_selector_lists(teach, tmp_path):
     _, _, site, folder, seen = teach
     assert folder.parent == site / "models"
     assert sorted(p.name for p in folder.iterdir()) == ["cord.json", "cord.md", "cord.onnx", "cord.safetensors"]
@@ -245,7 +245,12 @@ def test_a_background_fine_tune_writes_a_model_folder_that_the_selector_lists(te
     (case,) = block["cases"]
     dice = block["after"]["site"][0]["dice"]
     assert any(line.startswith(f"{case['case_id']} (T2w): Dice ") and f"-> {dice:.3f}" in line for line in summary)
-    assert any("With 1 case none is held back: the Dice is a fit check" in line for line in summary)
+    assert block["held_out"] == "slices"
+    assert any("With 1 case, the top fifth of each case's slices was held back" in line for line in summary)
+    # A record with nothing held back (a lesion below the top fifth, the sac's planes) says its Dice is a fit check.
+    (tmp_path / "cord.json").write_text(json.dumps(record | {"site": block | {"held_out": "none"}}))
+    unsplit = Teaching.fineTuneSummary(tmp_path, "cord")
+    assert any("With 1 case none is held back: the Dice is a fit check" in line for line in unsplit)
     assert sum(line.startswith("What it knew: median Dice on the rehearsal set ") for line in summary) == 1
     share = block["mixing"]["share_of_fine_tuned_weights"]
     weights = "the model keeps the starting weights" if share == 0 else f"Weights: {share:.0%} fine-tuned"

@@ -12,8 +12,12 @@ ensembling, WiSE-FT: Wortsman et al., CVPR 2022): the mix closest to the start t
 what the fine-tune gained on the site's cases, so what was not corrected moves as little as it can.
 
 With three or more cases a fifth of them (at least one) is held back to measure the model before
-and after; with fewer, the before/after figures are on the cases trained on: a fit check, said so
-in the record. The model folder is written beside its final place and renamed into it at the end:
+and after, and to choose the mix. With fewer, the slice networks hold back the top fifth of each
+case's slices (inferior-superior) instead: measured on the case's own slices, the mix would reward
+copying the site's way of drawing wherever it meets it, and that is what cost unseen scans most
+(docs/learning.md). Where a case cannot be split (too few slices, or its target not in both parts)
+and for the sac network's level planes, the figures are on what was trained on: a fit check, said
+so in the record. The model folder is written beside its final place and renamed into it at the end:
 a cancelled or failed fine-tune leaves no folder behind.
 """
 
@@ -41,6 +45,8 @@ REFRESH_STEPS = 100  # painted rehearsal targets are re-drawn this often
 MIXING_STEP = 0.05
 KEPT_GAIN = 0.85
 MIN_GAIN = 0.01
+HELD_OUT_FRACTION = 0.2  # of a case's slices, from the top, held back when fewer than three cases
+MIN_HELD_TARGET = 0.05  # a case is split only when each part holds this share of its target voxels
 MIXING_EVALUATIONS = 6  # at most: the full fine-tune, then a bisection over the 19 shares between
 WRITING_SECONDS = 3.0  # the ONNX export and the model folder after it, and the CLI process's start
 
@@ -71,6 +77,7 @@ class Batches:
     site: object  # (torch model) -> [per case dict with "dice"]: the held-back cases, or those trained on
     # (torch model) -> Dice per rehearsal crop or per grade of held-out phantoms (None: no fixed set)
     kept: object
+    split: frozenset = frozenset()  # case ids whose top fifth of slices is held back from training
 
     def score(self, model) -> dict:
         return {"site": self.site(model)} | rehearsal_scores(self.kept(model))
@@ -133,7 +140,7 @@ def finetune(
     fitted = fit(model, feed, budget, recipe, torch_device, progress, should_cancel, seed)
     fitted["mixing"] = mix_with_start(model.eval(), start_weights, feed.site, before["site"], should_cancel)
     after = feed.score(model.eval())
-    record = site_record(parent, cases, held_back, fitted, before, after, minutes, recipe)
+    record = site_record(parent, cases, held_back, feed.split, fitted, before, after, minutes, recipe)
     return write_model_folder(model, parent, record, out_dir)
 
 
@@ -286,7 +293,8 @@ def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
 
     rng = np.random.default_rng(seed + 1)
     target_of = network_target(info)
-    site_volumes = [prepare_volume(_as_case(site, c), spec) for c in train_cases]
+    tops = {} if held_back else held_out_tops(site, train_cases, target_of)
+    site_volumes = [site_volume(site, c, spec, tops.get(c.case_id)) for c in train_cases]
     site_patches = PatchSampler.of_volumes(site_volumes, PATCH_SIZE, spec, target_of)
     rehearsal = [prepare_volume(case, spec) for case in rehearsal_cases()]
     painted = SyntheticTrainingSet(rehearsal, SYNTHETIC_TASKS[info.name], rng) if info.name in SYNTHETIC_TASKS else None
@@ -317,13 +325,49 @@ def _slice_batches(info, spec, site: Path, train_cases, held_back, seed: int, re
 
     clean = info.name == "cord"  # the cord is scored as the task keeps it: largest component, holes filled
 
+    scored = held_back or [c for c in train_cases if c.case_id in tops] or train_cases
+
     def site_scores(model) -> list[dict]:
-        return [_slice_case_score(model, spec, site, c, target_of, clean) for c in held_back or train_cases]
+        return [_slice_case_score(model, spec, site, c, target_of, clean, tops.get(c.case_id)) for c in scored]
 
     def kept(model):
         return None if painted else _rehearsal_dice(model, spec, rehearsal_cases())
 
-    return Batches(sample, loss, site_scores, kept)
+    return Batches(sample, loss, site_scores, kept, frozenset(tops))
+
+
+def site_volume(site: Path, correction: Correction, spec, top: float | None):
+    """A corrected case on the network grid; given ``top``, only the part below its held-out top."""
+    from ..training.data import prepare_volume
+
+    volume = prepare_volume(_as_case(site, correction), spec)
+    return volume if top is None else volume.below(top)
+
+
+def held_out_tops(site: Path, cases: list[Correction], target_of) -> dict[str, float]:
+    """Case id -> where its held-out top starts, as a fraction of its inferior-superior extent, for
+    each case that can be split."""
+    from ..io import read_image
+    from ..orientation import canonical_array, to_canonical
+
+    tops = {}
+    for case in cases:
+        target = target_of(canonical_array(to_canonical(read_image(case.path(site, "labels"))))) > 0
+        if (start := held_out_start(target)) is not None:
+            tops[case.case_id] = start / target.shape[0]
+    return tops
+
+
+def held_out_start(target: np.ndarray) -> int | None:
+    """The canonical z index (inferior -> superior) where a case's top ``HELD_OUT_FRACTION`` of
+    slices starts; None when it has too few slices, or either part holds less than
+    ``MIN_HELD_TARGET`` of the target (a lesion wholly below the cut measures nothing there)."""
+    slices, total = target.shape[0], int(target.sum())
+    start = slices - round(slices * HELD_OUT_FRACTION)
+    if total == 0 or not 1 <= start < slices:
+        return None
+    held = int(target[start:].sum()) / total
+    return start if MIN_HELD_TARGET <= held <= 1 - MIN_HELD_TARGET else None
 
 
 def network_target(info):
@@ -353,9 +397,12 @@ def _predictor(model, spec):
     return SlicePredictor(spec, TorchRunner(inference_copy(model, spec)))
 
 
-def _slice_case_score(model, spec, site: Path, correction: Correction, target_of, clean: bool = False) -> dict:
+def _slice_case_score(
+    model, spec, site: Path, correction: Correction, target_of, clean: bool = False, top: float | None = None
+) -> dict:
     """Dice of the network's thresholded output (``clean``: as a cord mask is kept) against the
-    corrected target, on the whole scan."""
+    corrected target, on the whole scan or, given ``top`` (``held_out_tops``), on its held-out top.
+    The whole scan is segmented either way, as inference would."""
     from ..io import read_image
     from ..metrics import dice
     from ..orientation import canonical_array, to_canonical
@@ -366,6 +413,9 @@ def _slice_case_score(model, spec, site: Path, correction: Correction, target_of
     )
     truth = target_of(canonical_array(to_canonical(read_image(correction.path(site, "labels")))))
     found = clean_cord_mask(probability, spec.threshold) if clean else probability >= spec.threshold
+    if top is not None:
+        start = round(top * truth.shape[0])
+        found, truth = found[start:], truth[start:]
     return {
         "case_id": correction.case_id,
         "contrast": correction.contrast,
@@ -476,13 +526,22 @@ def _plane_case_score(model, spec, site: Path, correction: Correction) -> dict:
 # --- the model folder -------------------------------------------------------------------------
 
 
+EVALUATED_ON = {
+    "cases": "held-back cases",
+    "slices": "the top fifth of each case's slices (inferior-superior), held back from training",
+    "none": "the cases trained on (fit check: nothing held back)",
+}
+CASE_USE = {"cases": "held back", "slices": "trained on, top fifth of slices held back"}
+
+
 def site_record(
-    parent, cases, held_back, fitted: dict, before: dict, after: dict, minutes: float, recipe: Recipe
+    parent, cases, held_back, split, fitted: dict, before: dict, after: dict, minutes: float, recipe: Recipe
 ) -> dict:
     """What the model record says of the fine-tune (its ``site`` block)."""
     from datetime import datetime, timezone
 
     held = {c.case_id for c in held_back}
+    held_out = "cases" if held else "slices" if split else "none"
     return {
         "parent": {"name": parent.name, "sha256": parent.sha256, "folder": str(parent.folder)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -492,11 +551,14 @@ def site_record(
                 "contrast": c.contrast,
                 "plane": c.plane,
                 "edited": c.edited,
-                "use": "held back" if c.case_id in held else "trained on",
+                "use": CASE_USE["cases" if c.case_id in held else "slices"]
+                if c.case_id in held | set(split)
+                else "trained on",
             }
             for c in cases
         ],
-        "evaluated_on": "held-back cases" if held_back else "the cases trained on (fit check: no case held back)",
+        "held_out": held_out,
+        "evaluated_on": EVALUATED_ON[held_out],
         "budget_minutes": minutes,
         **fitted,
         "before": before,

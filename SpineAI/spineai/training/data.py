@@ -7,7 +7,7 @@ as a canonical array (``spineai.orientation``), so training sees what ``SlicePre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -34,6 +34,11 @@ class Volume:
         image = self.image if image is None else image
         target = (self.labels > 0).astype(np.uint8) if target is None else target
         return np.moveaxis(image, self.axis, 0), np.moveaxis(target, self.axis, 0)
+
+    def below(self, fraction: float) -> Volume:
+        """The part of the volume below ``fraction`` of its inferior-superior extent (canonical z)."""
+        keep = max(1, round(self.image.shape[0] * fraction))
+        return replace(self, image=self.image[:keep], labels=self.labels[:keep])
 
 
 def prepare_volume(case: Case, spec: ModelSpec) -> Volume:
