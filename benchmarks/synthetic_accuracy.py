@@ -4,7 +4,8 @@ No real spinal cord injury lesion or spinal tumour labels exist in SpineAI's sha
 is not a clinical accuracy. The test set: every scan of split "val" of the task's manifest
 (subjects training never saw) with lesions / tumours painted in by
 ``spineai.training.synthetic_lesions`` / ``synthetic_tumors`` under seeds training never used
-(``TEST_SEED + k``), plus the same scans without. Each is segmented end to end as users run it
+(``TEST_SEED + k``), of a shape family training never draws (lobulated), plus the same scans
+without. Each is segmented end to end as users run it
 (``spineai.pipeline.segment(image, task)``: cord network, then the task's network) and compared
 with the painted truth: voxel Dice, IoU, precision, recall per scan, component-wise detection
 (precision, recall, F1), and the volume found against the painted volume.

@@ -25,7 +25,7 @@ from ..postprocess import TUMOR_REACH_MM
 from .cases import Case
 from .data import PatchSampler, Volume
 from .synthetic_lesions import LesionShape, synthesise_lesions
-from .synthetic_tumors import synthesise_tumors
+from .synthetic_tumors import TEST_TUMORS, synthesise_tumors
 
 TEST_SEED = 5_000_003  # the synthetic test set's own seed, apart from any training seed
 
@@ -48,6 +48,8 @@ class SyntheticTask:
     # post-processing keeps findings, so where false positives would count.
     reach_mm: float = 0.0
     test_per_scan: tuple[int, int] = (1, 4)  # the test set's painted copies (plus one target-free copy)
+    # Share of training hosts whose tissue contrast is re-drawn before painting (``random_contrast``).
+    random_contrast_probability: float = 0.0
 
 
 SYNTHETIC_TASKS = {
@@ -60,14 +62,18 @@ SYNTHETIC_TASKS = {
         target_of=lambda labels: labels >= 2,
         cord_of=lambda labels: labels >= 1,
     ),
+    # Tumours: half the training hosts get a random tissue contrast before painting, so that an
+    # enhancing mass is found on T1w though nearly every host is a T2 (docs/tumor.md); the test set
+    # is of lobulated masses, a family training never draws.
     "tumor": SyntheticTask(
         paint=synthesise_tumors,
-        test_paint=synthesise_tumors,
+        test_paint=partial(synthesise_tumors, shape=TEST_TUMORS),
         target_of=lambda labels: (labels.astype(np.uint8) & 2) > 0,
         cord_of=lambda labels: (labels.astype(np.uint8) & 1) > 0,
         per_scan=(0, 3),
         test_per_scan=(1, 3),
         reach_mm=TUMOR_REACH_MM,
+        random_contrast_probability=0.5,
     ),
 }
 
@@ -99,8 +105,25 @@ class SyntheticTrainingSet:
             return volume.slices(target=target.astype(np.uint8))
         count = int(self.rng.integers(*self.task.per_scan))
         cord = self.task.cord_of(volume.labels)
-        image, target = self.task.paint(volume.image, cord, volume.spacing, self.rng, count)
+        image = volume.image
+        if self.rng.random() < self.task.random_contrast_probability:
+            image = random_contrast(image, cord, self.rng)
+        image, target = self.task.paint(image, cord, volume.spacing, self.rng, count)
         return volume.slices(image=np.clip(image, -0.5, 2.0), target=target)
+
+
+def random_contrast(image: np.ndarray, cord: np.ndarray, rng: np.random.Generator, points: int = 6) -> np.ndarray:
+    """The host's normalised intensities through a random piecewise-linear curve, not necessarily
+    monotonic: a tissue contrast no scan has, so that what the network learns is the painted target
+    against the cord, not the host's contrast (domain randomisation, as SynthSeg: Billot et al.,
+    Medical Image Analysis 2023). The cord is kept at least moderately bright (0.2): targets are
+    painted relative to it, and one on a black cord would be black too."""
+    inside = np.clip(image[cord > 0] if cord.any() else image.ravel(), 0, 1)
+    for _ in range(20):
+        curve = rng.uniform(0.05, 1.0, points)
+        if np.median(np.interp(inside, np.linspace(0, 1, points), curve)) >= 0.2:
+            break
+    return np.interp(np.clip(image, 0, 1), np.linspace(0, 1, points), curve).astype(np.float32)
 
 
 @dataclass

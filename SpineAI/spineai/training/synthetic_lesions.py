@@ -121,8 +121,13 @@ def _lobulated(cord, spacing, z0: int, length: float, radii, rng, shape: LesionS
         offset = rng.normal(0, 0.3, size=2) * size
         extent, edge = length * rng.uniform(0.4, 0.7), (softness, softness)
         parts.append(ellipsoid_along_cord(cord, spacing, centre, extent, size, offset, rng, shape.irregularity, edge))
+    return union(parts, softness)
+
+
+def union(parts: list[Blob], softness: float) -> Blob:
+    """One blob whose outline is the union of ``parts``' (each on whole slices)."""
     first, last = min(p.box[0].start for p in parts), max(p.box[0].stop for p in parts)
-    distance = np.full((last - first, *cord.shape[1:]), np.inf, np.float32)
+    distance = np.full((last - first, *parts[0].distance.shape[1:]), np.inf, np.float32)
     for part in parts:
         rows = slice(part.box[0].start - first, part.box[0].stop - first)
         distance[rows] = np.minimum(distance[rows], part.distance)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic_lesions import Blob, ellipsoid_along_cord
+from .synthetic_lesions import Blob, ellipsoid_along_cord, union
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class TumorShape:
     intramedullary_probability: float = 0.5
     core_probability: float = 0.3  # a dark, non-enhancing centre
     irregularity: float = 0.35
+    family: str = "ellipsoid"  # or "lobulated": 2-3 overlapping ellipsoids (the test set's family)
+
+
+TEST_TUMORS = TumorShape(family="lobulated")
 
 
 def synthesise_tumors(
@@ -78,7 +82,22 @@ def _tumor_blob(cord, spacing, slices, rng, shape: TumorShape, inside: bool) -> 
         cord_radius = np.sqrt(cord[z0].sum() * py * px / np.pi)
         distance = cord_radius + radii.mean() * rng.uniform(0.8, 1.2)
         offset = distance * np.array([np.sin(angle), np.cos(angle)])
+    if shape.family == "lobulated":
+        return _lobulated(cord, spacing, z0, length, radii, offset, rng, shape)
     return ellipsoid_along_cord(cord, spacing, z0, length, radii, offset, rng, shape.irregularity, (0.05, 0.2))
+
+
+def _lobulated(cord, spacing, z0: int, length: float, radii, offset, rng, shape: TumorShape) -> Blob:
+    """2-3 overlapping lobes of different sizes around the tumour's place, spread along ``length``."""
+    softness = rng.uniform(0.05, 0.2)
+    lobes = []
+    for _ in range(int(rng.integers(2, 4))):
+        centre = int(np.clip(z0 + round(rng.uniform(-0.3, 0.3) * length / spacing[0]), 0, cord.shape[0] - 1))
+        size = radii * rng.uniform(0.6, 1.0, size=2)
+        shift = offset + rng.normal(0, 0.3, size=2) * size
+        extent, edge = length * rng.uniform(0.4, 0.7), (softness, softness)
+        lobes.append(ellipsoid_along_cord(cord, spacing, centre, extent, size, shift, rng, shape.irregularity, edge))
+    return union(lobes, softness)
 
 
 def _texture(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
