@@ -14,7 +14,6 @@ from spineai.metrics import dice, lesion_detection
 from spineai.orientation import canonical_array, spacing_zyx, to_canonical
 from spineai.pipeline import segment
 from spineai.postprocess import clean_tumor_mask
-from spineai.training.synthetic_data import random_contrast
 from spineai.training.synthetic_tumors import TumorShape, synthesise_tumors
 
 # unf01 and gm-challenge 9604 are validation subjects: no network saw them in training.
@@ -71,16 +70,18 @@ def test_painted_tumors_sit_in_or_beside_the_cord_and_enhance(data_dir):
     assert canonical_array(image)[inside].mean() > 1.5 * np.median(original[cord])
 
 
-def test_a_random_contrast_host_keeps_its_anatomy_and_a_visible_cord(data_dir):
+@pytest.mark.torch  # the training package
+def test_a_host_in_a_random_tissue_contrast_keeps_its_anatomy_and_a_visible_cord(data_dir):
     """Re-drawn tissue contrast on a real T1w: new intensities, the same edges (a voxel's value is a
     function of its old one), and the cord bright enough for a target painted relative to it."""
     from spineai.inference import normalise_intensity
+    from spineai.training.synthetic_data import random_tissue_contrast
 
     image = to_canonical(read_image(data_dir / UNF01.format("T1w")))
     array = normalise_intensity(canonical_array(image, np.float32), (0.5, 99.5))
     cord = canonical_array(to_canonical(read_image(data_dir / UNF01_CORD.format("T1w")))) > 0
     for seed in range(5):
-        redrawn = random_contrast(array, cord, np.random.default_rng(seed))
+        redrawn = random_tissue_contrast(array, cord, np.random.default_rng(seed))
         assert redrawn.shape == array.shape and 0.0 <= redrawn.min() and redrawn.max() <= 1.0
         assert np.median(redrawn[cord]) >= 0.2
         order = np.argsort(np.clip(array, 0, 1), axis=None)

@@ -48,8 +48,9 @@ class SyntheticTask:
     # post-processing keeps findings, so where false positives would count.
     reach_mm: float = 0.0
     test_per_scan: tuple[int, int] = (1, 4)  # the test set's painted copies (plus one target-free copy)
-    # Share of training hosts whose tissue contrast is re-drawn before painting (``random_contrast``).
-    random_contrast_probability: float = 0.0
+    # Share of training hosts whose tissue contrast is re-drawn before painting (``random_tissue_contrast``;
+    # not ``augment.random_contrast``, which changes patches after painting).
+    tissue_contrast_probability: float = 0.0
 
 
 SYNTHETIC_TASKS = {
@@ -73,7 +74,7 @@ SYNTHETIC_TASKS = {
         per_scan=(0, 3),
         test_per_scan=(1, 3),
         reach_mm=TUMOR_REACH_MM,
-        random_contrast_probability=0.5,
+        tissue_contrast_probability=0.5,
     ),
 }
 
@@ -106,13 +107,15 @@ class SyntheticTrainingSet:
         count = int(self.rng.integers(*self.task.per_scan))
         cord = self.task.cord_of(volume.labels)
         image = volume.image
-        if self.rng.random() < self.task.random_contrast_probability:
-            image = random_contrast(image, cord, self.rng)
+        if self.rng.random() < self.task.tissue_contrast_probability:
+            image = random_tissue_contrast(image, cord, self.rng)
         image, target = self.task.paint(image, cord, volume.spacing, self.rng, count)
         return volume.slices(image=np.clip(image, -0.5, 2.0), target=target)
 
 
-def random_contrast(image: np.ndarray, cord: np.ndarray, rng: np.random.Generator, points: int = 6) -> np.ndarray:
+def random_tissue_contrast(
+    image: np.ndarray, cord: np.ndarray, rng: np.random.Generator, points: int = 6
+) -> np.ndarray:
     """The host's normalised intensities through a random piecewise-linear curve, not necessarily
     monotonic: a tissue contrast no scan has, so that what the network learns is the painted target
     against the cord, not the host's contrast (domain randomisation, as SynthSeg: Billot et al.,
