@@ -531,7 +531,6 @@ EVALUATED_ON = {
     "slices": "the top fifth of each case's slices (inferior-superior), held back from training",
     "none": "the cases trained on (fit check: nothing held back)",
 }
-CASE_USE = {"cases": "held back", "slices": "trained on, top fifth of slices held back"}
 
 
 def site_record(
@@ -542,6 +541,12 @@ def site_record(
 
     held = {c.case_id for c in held_back}
     held_out = "cases" if held else "slices" if split else "none"
+
+    def use(case_id: str) -> str:
+        if case_id in held:
+            return "held back"
+        return "trained on, top fifth of slices held back" if case_id in split else "trained on"
+
     return {
         "parent": {"name": parent.name, "sha256": parent.sha256, "folder": str(parent.folder)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -551,9 +556,7 @@ def site_record(
                 "contrast": c.contrast,
                 "plane": c.plane,
                 "edited": c.edited,
-                "use": CASE_USE["cases" if c.case_id in held else "slices"]
-                if c.case_id in held | set(split)
-                else "trained on",
+                "use": use(c.case_id),
             }
             for c in cases
         ],
